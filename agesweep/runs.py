@@ -1,0 +1,23 @@
+"""Run identity: one Step Functions execution per manifest version, whatever is delivered twice."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import PurePosixPath
+
+EXECUTION_NAME_MAX = 80
+_STEM_MAX = 60
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def run_id_for(bucket: str, key: str, version_id: str | None) -> str:
+    """Deterministic execution name (= run id) for one object version.
+
+    The stem keeps it readable; the digest keeps it unique per (bucket, key, version).
+    """
+    digest = hashlib.sha256("\0".join([bucket, key, version_id or "null"]).encode()).hexdigest()[:12]
+    stem = _UNSAFE.sub("-", PurePosixPath(key).name.rsplit(".", 1)[0]).strip("-_")[:_STEM_MAX] or "run"
+    run_id = f"{stem}-{digest}"
+    assert len(run_id) <= EXECUTION_NAME_MAX
+    return run_id

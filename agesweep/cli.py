@@ -1,0 +1,20 @@
+"""The `agesweep` command line. Each command group lives in agesweep/commands/ and registers here.
+
+Exit codes: 0 success, 1 the sweep ran and some ages failed, 2 invalid input (nothing started).
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="agesweep",
+    help="Run per-age training sweeps on AWS Batch through Step Functions — or locally on moto.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+# Command groups register themselves here (one import + register call per module).
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,172 @@
+"""Every change local mode makes to moto, in one place.
+
+moto (pinned exactly in pyproject.toml) runs the real Step Functions definition, but it cannot run
+our Lambda code or Batch containers without Docker, and it has a few defects. Each hook below
+names the moto target it replaces and why. They patch private names, so
+tests/local/test_moto_hooks.py asserts that every target still exists in the pinned version.
+
+Hooks delegate to the active `LocalRuntime` (agesweep.local.runtime); with none active, moto
+behaves as shipped.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import threading
+from typing import Any, Protocol
+
+import botocore.session
+from moto.awslambda.models import LambdaFunction
+from moto.batch.models import Job
+from moto.batch_simple.models import BatchSimpleBackend
+from moto.events.models import Rule
+from moto.moto_api import state_manager
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+    StateTaskService,
+)
+from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+from moto.utilities.arns import parse_arn
+
+# (module object, attribute) pairs that the hooks replace; the existence test reads this list.
+PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by agesweep.local.runtime
+    (StateTaskService, "_normalise_parameters"),
+    (StateTaskService, "_normalise_response"),
+    (StateTaskService, "_to_boto_request"),
+    (StateTaskService, "_from_boto_response"),
+    (StateTaskService, "_get_boto_service_name"),
+    (LambdaFunction, "_invoke_lambda"),
+    (BatchSimpleBackend, "_mark_job_as_finished"),
+    (Job, "_add_parameters_to_command"),
+    (Job, "_mark_stopped"),
+    (Rule, "send_to_targets"),
+    (BaseExecutionWorkerCommunication, "terminated"),
+]
+
+
+class LocalRuntime(Protocol):
+    """What the hooks need from local mode."""
+
+    def invoke_function(self, function: LambdaFunction, event: Any) -> tuple[str, bool, str]: ...
+
+    def start_batch_job(self, backend: BatchSimpleBackend, job: Job, include_start_attempt: bool) -> None: ...
+
+    def deliver_to_target(self, rule: Rule, target: dict[str, Any], event: dict[str, Any]) -> bool: ...
+
+    def execution_terminated(self, execution: Any) -> None: ...
+
+
+_active: LocalRuntime | None = None
+_install_lock = threading.Lock()
+_installed = False
+_service_models: dict[str, Any] = {}
+
+
+def activate(runtime: LocalRuntime | None) -> None:
+    """Route moto's hooks to `runtime` (None restores moto's own behaviour)."""
+    global _active
+    install()
+    _active = runtime
+
+
+def _operation_model(service: str, action: str) -> Any:
+    model = _service_models.get(service)
+    if model is None:
+        model = _service_models[service] = botocore.session.get_session().get_service_model(service)
+    wanted = action.replace("_", "").lower()
+    for name in model.operation_names:
+        if name.lower() == wanted:
+            return model.operation_model(name)
+    raise KeyError(f"{service} has no operation {action}")
+
+
+def install() -> None:
+    """Apply the patches once per process (idempotent)."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        _installed = True
+
+    # Defect: StateTaskService._normalise_parameters/_normalise_response are empty stubs in moto
+    # 5.2.5, so optimised integrations (batch:submitJob.sync) send PascalCase keys to boto3
+    # (TaskFailed `States.Runtime`, cause 'JobName') and return camelCase output instead of the
+    # PascalCase that Step Functions returns. Fill them from botocore's service model, using
+    # the converters moto already has (_to_boto_request / _from_boto_response).
+    def _normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+        service = self._get_boto_service_name(boto_service_name=boto_service_name)
+        action = self._get_boto_service_action(service_action_name=service_action_name)
+        shape = _operation_model(service, action).input_shape
+        if shape is not None:
+            self._to_boto_request(parameters, shape)
+
+    def _normalise_response(self, response, boto_service_name=None, service_action_name=None):  # type: ignore[no-untyped-def]
+        service = self._get_boto_service_name(boto_service_name=boto_service_name)
+        action = self._get_boto_service_action(service_action_name=service_action_name)
+        shape = _operation_model(service, action).output_shape
+        if shape is not None:
+            self._from_boto_response(response, shape)
+
+    StateTaskService._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
+    StateTaskService._normalise_response = _normalise_response  # type: ignore[method-assign]
+
+    # Lambda without Docker: moto's only container call is LambdaFunction._invoke_lambda(event)
+    # -> (payload, errored, logs). Run the real handler in-process instead.
+    original_invoke = LambdaFunction._invoke_lambda
+
+    @functools.wraps(original_invoke)
+    def _invoke_lambda(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
+        if _active is None:
+            return original_invoke(self, event)
+        return _active.invoke_function(self, event)
+
+    LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
+
+    # Batch without Docker: BatchSimpleBackend marks every job SUCCEEDED at once. Run the job's
+    # real command as a local process instead (the runtime calls Job._mark_stopped when done).
+    original_finish = BatchSimpleBackend._mark_job_as_finished
+
+    def _mark_job_as_finished(self: BatchSimpleBackend, include_start_attempt: bool, job: Job) -> None:
+        if _active is None:
+            return original_finish(self, include_start_attempt, job)
+        _active.start_batch_job(self, job, include_start_attempt)
+        return None
+
+    BatchSimpleBackend._mark_job_as_finished = _mark_job_as_finished  # type: ignore[method-assign]
+
+    # Batch job status is a moto ManagedState that jumps straight to RUNNING when read; local
+    # mode sets RUNNABLE/STARTING/RUNNING itself, so progression is left to the runtime.
+    state_manager.set_transition(model_name="batch::job", transition={"progression": "manual", "times": 10**9})
+
+    # EventBridge: moto delivers only to Logs/SQS/event-bus targets; Lambda, SNS and Step
+    # Functions targets raise NotImplementedError, which S3's notification code swallows, so
+    # later rules are skipped too. Deliver those targets through the runtime.
+    original_send = Rule.send_to_targets
+
+    def send_to_targets(self: Rule, original_event: dict[str, Any], transform_input: bool = True) -> None:
+        if _active is None:
+            return original_send(self, original_event, transform_input)
+        if not self.event_pattern.matches_event(original_event):
+            return None
+        for target in list(self.targets):
+            service = parse_arn(target["Arn"]).service
+            if service in {"lambda", "sns", "states"}:
+                _active.deliver_to_target(self, target, copy.deepcopy(original_event))
+            else:
+                single = copy.copy(self)
+                single.targets = [target]
+                original_send(single, original_event, transform_input)
+        return None
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+
+    # moto never emits "Step Functions Execution Status Change" events; emit them when an
+    # execution ends so the alert rules see what AWS would send.
+    original_terminated = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self: BaseExecutionWorkerCommunication) -> None:
+        original_terminated(self)
+        if _active is not None:
+            _active.execution_terminated(self.execution)
+
+    BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]

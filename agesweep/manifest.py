@@ -1,0 +1,659 @@
+"""The run manifest: the one pydantic model every entry point validates against (CLI, Lambdas,
+local mode), plus a safe loader that turns any bad file into `ManifestInvalid` — never a traceback.
+
+Every problem is reported at once, one per line, as `field.path: what is wrong (what is allowed)`.
+Stack-dependent limits (allowed ages, allowed buckets) come from the validation context
+`{"stack": StackConfig}`; without one the stack defaults apply.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import posixpath
+import re
+from collections.abc import Iterable
+from typing import Annotated, Any, Literal, Union, get_args
+
+import yaml
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from agesweep.errors import ManifestInvalid
+from agesweep.stack import StackConfig
+
+SCHEMA_VERSION = 1
+MAX_MANIFEST_BYTES = 1024 * 1024  # a 10,000-slice explicit list is ~0.5 MiB of YAML
+MAX_YAML_DEPTH = 20
+MAX_ARRAY_SIZE = 10_000  # AWS Batch array job limit
+MIN_ARRAY_SIZE = 2
+MAX_TAGS = 50  # AWS Batch tags per resource
+RESERVED_TAGS = 4  # agesweep:run_id, agesweep:age, agesweep:slice, agesweep:manifest_sha256
+MAX_USER_TAGS = MAX_TAGS - RESERVED_TAGS
+RUN_NAME_MAX = 64
+MAX_INDEX = 1_000_000_000  # patient indices; keeps job names short
+EFS_ROOT = "/data"
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_JOB_DEF_RE = re.compile(
+    r"^(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-definition/)?[A-Za-z0-9][A-Za-z0-9_-]{0,127}(?::\d+)?$"
+)
+_QUEUE_RE = re.compile(r"^(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-queue/)?[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+_IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(?::\d+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._/=+@-]*$")
+_TAG_CHARS_RE = re.compile(r"^[\w\s.:/=+@-]*$")
+_SLICE_TAGS = {"age_range": "AgeRange", "age_list": None, "slice_list": "Slice", "slice_grid": "SliceGrid"}
+
+# Field names people reach for that are spelled differently here (used for "did you mean").
+SYNONYMS = {
+    "retries": "attempts",
+    "retry": "attempts",
+    "retry_attempts": "attempts",
+    "memory": "memory_mib",
+    "mem": "memory_mib",
+    "vcpu": "vcpus",
+    "cpus": "vcpus",
+    "cpu": "vcpus",
+    "gpu": "gpus",
+    "timeout": "timeout_minutes",
+    "job_definition": "definition",
+    "job_queue": "queue",
+    "queue": "queue",
+    "lr": "learning_rate",
+    "name": "run_name",
+    "concurrency": "max_concurrency",
+    "parameters": "training",
+    "params": "training",
+    "start": "start_index",
+    "end": "end_index",
+    "min": "from",
+    "max": "to",
+}
+
+
+def _problem(text: str) -> PydanticCustomError:
+    """A validation error whose message is already `what is wrong (what is allowed)`."""
+    return PydanticCustomError("agesweep", text.replace("{", "{{").replace("}", "}}"))
+
+
+def _stack(info: ValidationInfo) -> StackConfig:
+    ctx = info.context or {}
+    stack = ctx.get("stack") if isinstance(ctx, dict) else None
+    return stack if isinstance(stack, StackConfig) else StackConfig()
+
+
+class _Strict(BaseModel):
+    """Strict types (no "40" → 40, no true → 1) and unknown fields rejected."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, populate_by_name=True)
+
+
+# ---------------------------------------------------------------- ages
+
+
+class AgeRange(_Strict):
+    """Every age from `from` to `to`, both included."""
+
+    from_: int = Field(alias="from", description="First age (included).")
+    to: int = Field(description="Last age (included).")
+    step: int = Field(1, ge=1, le=100, description="Distance between ages (default 1).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgeRange:
+        if self.from_ > self.to:
+            raise _problem(f"from {self.from_} is above to {self.to} (from ≤ to)")
+        return self
+
+    def values(self) -> list[int]:
+        return list(range(self.from_, self.to + 1, self.step))
+
+
+def _ages_kind(value: Any) -> str | None:
+    if isinstance(value, dict | AgeRange):
+        return "age_range"
+    if isinstance(value, list):
+        return "age_list"
+    return None
+
+
+AgeList = Annotated[list[int], Field(min_length=1, max_length=151)]
+Ages = Annotated[
+    Union[Annotated[AgeRange, Tag("age_range")], Annotated[AgeList, Tag("age_list")]],
+    Discriminator(
+        _ages_kind,
+        custom_error_type="ages_shape",
+        custom_error_message="not a range or a list (a range {from: 40, to: 79} or a list of ages [40, 55])",
+    ),
+]
+
+# ---------------------------------------------------------------- slices
+
+
+class Slice(_Strict):
+    """Patients `start_index` (included) to `end_index` (excluded)."""
+
+    start_index: int = Field(ge=0, le=MAX_INDEX, description="First patient index (included).")
+    end_index: int = Field(ge=1, le=MAX_INDEX, description="Last patient index (excluded).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Slice:
+        if self.start_index >= self.end_index:
+            raise _problem(
+                f"start_index {self.start_index} is not below end_index {self.end_index} (start_index < end_index)"
+            )
+        return self
+
+
+class SliceGrid(_Strict):
+    """`total` patients from `start_index`, cut into slices of `size` (the last may be shorter)."""
+
+    size: int = Field(ge=1, le=MAX_INDEX, description="Patients per slice.")
+    total: int = Field(ge=1, le=MAX_INDEX, description="Patients in all (slices cover start_index .. start_index + total).")
+    start_index: int = Field(0, ge=0, le=MAX_INDEX, description="First patient index (default 0).")
+
+    @model_validator(mode="after")
+    def _array_limit(self) -> SliceGrid:
+        count = math.ceil(self.total / self.size)
+        if count > MAX_ARRAY_SIZE:
+            raise _problem(
+                f"{count:,} slices of {self.size} is too many (at most {MAX_ARRAY_SIZE:,} per age: the Batch array size limit)"
+            )
+        return self
+
+    @property
+    def end_index(self) -> int:
+        return self.start_index + self.total
+
+    def slices(self) -> list[tuple[int, int]]:
+        end = self.end_index
+        return [(s, min(s + self.size, end)) for s in range(self.start_index, end, self.size)]
+
+
+def _check_slice_list(slices: list[Slice]) -> list[Slice]:
+    bad: list[str] = []
+    for i in range(1, len(slices)):
+        prev, cur = slices[i - 1], slices[i]
+        if cur.start_index < prev.end_index:
+            what = "overlaps" if cur.start_index >= prev.start_index else "comes before"
+            bad.append(
+                f"[{i}] {cur.start_index}..{cur.end_index} {what} [{i - 1}] {prev.start_index}..{prev.end_index}"
+            )
+    if bad:
+        more = f"; {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise _problem(
+            f"{'; '.join(bad[:3])}{more} (slices sorted by start_index, each starting at or after the previous end_index)"
+        )
+    return slices
+
+
+def _slices_kind(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "slice_list"
+    if isinstance(value, dict | SliceGrid):
+        return "slice_grid"
+    return None
+
+
+SliceList = Annotated[list[Slice], Field(min_length=1, max_length=MAX_ARRAY_SIZE), AfterValidator(_check_slice_list)]
+Slices = Annotated[
+    Union[Annotated[SliceList, Tag("slice_list")], Annotated[SliceGrid, Tag("slice_grid")]],
+    Discriminator(
+        _slices_kind,
+        custom_error_type="slices_shape",
+        custom_error_message=(
+            "not a list or a grid (a list of {start_index, end_index}, or {size, total, start_index})"
+        ),
+    ),
+]
+
+# ---------------------------------------------------------------- locations
+
+
+def _check_location(value: str, info: ValidationInfo) -> str:
+    """EFS paths confined under /data; s3:// URIs confined to the stack's allowed buckets."""
+    if value.startswith("s3://"):
+        bucket, _, key = value[5:].partition("/")
+        if not _BUCKET_RE.match(bucket) or ".." in bucket:
+            raise _problem(f"bucket {bucket!r} is not a valid S3 bucket name (3-63 of a-z 0-9 . -)")
+        stack = _stack(info)
+        if not stack.bucket_allowed(bucket):
+            allowed = ", ".join(sorted(stack.buckets)) or "none configured"
+            raise _problem(f"bucket {bucket!r} is not allowed (allowed buckets: {allowed})")
+        parts = [p for p in key.split("/") if p]
+        if any(p in (".", "..") for p in parts) or not _SAFE_PATH_RE.match(key):
+            raise _problem(f"{value!r} has '..', '.' or unusual characters (a plain key prefix: A-Z a-z 0-9 . _ - / = + @)")
+        return f"s3://{bucket}/{'/'.join(parts)}" if parts else f"s3://{bucket}"
+    if value.startswith("/"):
+        parts = value.split("/")
+        if any(p in (".", "..") for p in parts) or not _SAFE_PATH_RE.match(value):
+            raise _problem(f"{value!r} has '..', '.' or unusual characters (an absolute path under {EFS_ROOT}: A-Z a-z 0-9 . _ - / = + @)")
+        norm = posixpath.normpath(value)
+        if norm != EFS_ROOT and not norm.startswith(EFS_ROOT + "/"):
+            raise _problem(f"{value!r} is outside {EFS_ROOT} (an EFS path under {EFS_ROOT}, or an s3:// URI)")
+        return norm
+    raise _problem(f"{value!r} is neither an EFS path nor an S3 URI (an absolute path under {EFS_ROOT}, or s3://bucket/prefix)")
+
+
+Location = Annotated[str, StringConstraints(min_length=1, max_length=1024), AfterValidator(_check_location)]
+
+# ---------------------------------------------------------------- job overrides
+
+
+def _check_definition(value: str) -> str:
+    if not _JOB_DEF_RE.match(value):
+        raise _problem(f"{value!r} is not a job definition (a name, name:revision or job-definition ARN)")
+    return value
+
+
+def _check_queue(value: str) -> str:
+    if not _QUEUE_RE.match(value):
+        raise _problem(f"{value!r} is not a job queue (a name of ≤128 A-Z a-z 0-9 _ -, or a job-queue ARN)")
+    return value
+
+
+def _check_image(value: str) -> str:
+    if not _IMAGE_RE.match(value):
+        raise _problem(
+            f"{value!r} is not a pinned image (registry/repository:tag or repository@sha256:<digest>; no implicit latest)"
+        )
+    return value
+
+
+class JobOverrides(_Strict):
+    """What this run changes about the stack's Batch job; everything is optional."""
+
+    definition: Annotated[str, AfterValidator(_check_definition)] | None = Field(
+        None, description="Job definition name, name:revision or ARN (default: the stack's)."
+    )
+    queue: Annotated[str, AfterValidator(_check_queue)] | None = Field(
+        None, description="Job queue name or ARN (default: the stack's)."
+    )
+    image: Annotated[str, AfterValidator(_check_image)] | None = Field(
+        None, description="Container image with a tag or digest; registers a job definition revision for this run."
+    )
+    vcpus: int | None = Field(None, ge=1, le=256, description="vCPUs per job (container override).")
+    memory_mib: int | None = Field(None, ge=256, le=2_097_152, description="Memory per job in MiB (container override).")
+    gpus: int | None = Field(None, ge=0, le=16, description="GPUs per job (container override; 0 = none).")
+    timeout_minutes: int | None = Field(
+        None, ge=1, le=20_160, description="Per-attempt timeout in minutes (Batch minimum 60 s; at most 14 days)."
+    )
+    attempts: int | None = Field(
+        None, ge=1, le=10, description="Batch attempts per job (1 = no retry); only spot/host failures are retried."
+    )
+
+
+# ---------------------------------------------------------------- training parameters
+
+
+class TrainingParams(_Strict):
+    """Passed to the trainer as `Ref::` parameters; unset ones keep the job definition's defaults."""
+
+    epochs: int | None = Field(None, ge=1, le=100_000, description="Training epochs (job default 200).")
+    learning_rate: float | None = Field(None, gt=0, le=10, description="Learning rate (job default 0.1).")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Random seed (job default 42).")
+
+    def as_parameters(self) -> dict[str, str]:
+        return {k: (repr(v) if isinstance(v, float) else str(v)) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+# ---------------------------------------------------------------- tags
+
+
+def _check_tag_key(key: str) -> str:
+    if key.lower().startswith("aws:"):
+        raise _problem(f"key {key!r} starts with 'aws:' (that prefix is reserved by AWS)")
+    if key.lower().startswith("agesweep:"):
+        raise _problem(f"key {key!r} starts with 'agesweep:' (that prefix is reserved for the tags agesweep adds)")
+    if not _TAG_CHARS_RE.match(key):
+        raise _problem(f"key {key!r} has characters tags cannot hold (letters, digits, spaces and _ . : / = + - @)")
+    return key
+
+
+def _tag_value_to_str(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _check_tag_value(value: str) -> str:
+    if not _TAG_CHARS_RE.match(value):
+        raise _problem(f"value {value!r} has characters tags cannot hold (letters, digits, spaces and _ . : / = + - @)")
+    return value
+
+
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=128), AfterValidator(_check_tag_key)]
+TagValue = Annotated[
+    str, BeforeValidator(_tag_value_to_str), StringConstraints(max_length=256), AfterValidator(_check_tag_value)
+]
+
+# ---------------------------------------------------------------- the manifest
+
+
+def _check_run_name(value: str) -> str:
+    if not _NAME_RE.match(value):
+        raise _problem(f"{value!r} is not a valid run name (A-Z a-z 0-9 _ -, starting with a letter or digit)")
+    return value
+
+
+class Manifest(_Strict):
+    """One run: which ages, which patient slices, where data lives, and how the Batch job runs."""
+
+    model_config = ConfigDict(title="agesweep run manifest", json_schema_extra={"$id": "agesweep-manifest-v1"})
+
+    schema_version: Literal[1] = Field(1, description="Manifest schema version; only 1 exists.")
+    run_name: Annotated[str, StringConstraints(min_length=1, max_length=RUN_NAME_MAX), AfterValidator(_check_run_name)] | None = Field(
+        None, description="Run name and job name prefix (default: the file name without extension)."
+    )
+    ages: Ages = Field(description="Ages to train: {from, to[, step]} (inclusive) or a list.")
+    slices: Slices = Field(description="Patient slices: a list of {start_index, end_index} or {size, total[, start_index]}.")
+    input: Location = Field(EFS_ROOT + "/input", description="Input folder: EFS path under /data, or s3://bucket/prefix.")
+    output: Location = Field(EFS_ROOT + "/output", description="Output folder: EFS path under /data, or s3://bucket/prefix.")
+    job: JobOverrides = Field(default_factory=JobOverrides, description="Batch job overrides.")
+    max_concurrency: int = Field(40, ge=1, le=1000, description="Ages running at once (Map MaxConcurrency).")
+    tolerated_failure_percent: float = Field(
+        0.0, ge=0, le=100, description="Percent of ages that may fail with the run still counted a success."
+    )
+    training: TrainingParams = Field(default_factory=TrainingParams, description="Trainer parameters (epochs, learning_rate, seed).")
+    tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_USER_TAGS)] = Field(
+        default_factory=dict, description=f"Tags added to every job (at most {MAX_USER_TAGS}; agesweep adds {RESERVED_TAGS})."
+    )
+
+    @field_validator("ages")
+    @classmethod
+    def _ages_allowed(cls, ages: AgeRange | list[int], info: ValidationInfo) -> AgeRange | list[int]:
+        stack = _stack(info)
+        values = ages.values() if isinstance(ages, AgeRange) else ages
+        outside = sorted({a for a in values if not stack.age_min <= a <= stack.age_max})
+        if outside:
+            shown = ", ".join(map(str, outside[:5])) + (", …" if len(outside) > 5 else "")
+            raise _problem(f"{shown} outside the allowed ages ({stack.age_min}..{stack.age_max})")
+        if isinstance(ages, list):
+            dupes = sorted({a for a in ages if ages.count(a) > 1})
+            if dupes:
+                raise _problem(f"{', '.join(map(str, dupes))} listed twice (each age once)")
+        return ages
+
+    @model_validator(mode="after")
+    def _output_not_input(self) -> Manifest:
+        if self.output == self.input:
+            raise _problem(f"output is the input folder {self.input!r} (a different folder)")
+        return self
+
+    # -- derived views used by planning
+
+    def age_values(self) -> list[int]:
+        return self.ages.values() if isinstance(self.ages, AgeRange) else sorted(self.ages)
+
+    def slice_bounds(self) -> list[tuple[int, int]]:
+        if isinstance(self.slices, SliceGrid):
+            return self.slices.slices()
+        return [(s.start_index, s.end_index) for s in self.slices]
+
+    def effective_run_name(self, source_name: str) -> str:
+        return self.run_name or run_name_from_source(source_name)
+
+
+def run_name_from_source(source_name: str) -> str:
+    """Default run name: the file name without its extension, made safe for job names."""
+    stem = posixpath.basename(source_name.replace("\\", "/")).rsplit(".", 1)[0]
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "-", stem).strip("-_")[:RUN_NAME_MAX]
+    return safe or "run"
+
+
+def manifest_json_schema() -> dict[str, Any]:
+    """JSON Schema of the manifest, for editors (yaml-language-server, VS Code)."""
+    schema = Manifest.model_json_schema(by_alias=True, mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return schema
+
+
+# ---------------------------------------------------------------- loading
+
+
+class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
+    """Safe loader that also rejects duplicate keys (PyYAML silently keeps the last one)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, list | dict):
+                raise yaml.constructor.ConstructorError(None, None, "a key is a list or mapping", key_node.start_mark)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_node_tree(root: yaml.Node) -> None:
+    """Reject aliases (the billion-laughs vector; a manifest never needs them) and deep nesting."""
+    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
+    seen: set[int] = set()
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            raise ManifestInvalid(
+                [f"manifest: YAML alias of the anchor at line {node.start_mark.line + 1} (no anchors/aliases; write values out)"]
+            )
+        seen.add(id(node))
+        if depth > MAX_YAML_DEPTH:
+            raise ManifestInvalid([f"manifest: nested deeper than {MAX_YAML_DEPTH} levels at line {node.start_mark.line + 1} (a flat manifest)"])
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((child, depth + 1) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if "could not determine a constructor" in str(exc):
+        tag = re.search(r"'([^']+)'", problem)
+        return f"manifest: unsupported YAML tag {tag.group(1) if tag else ''}{where} (plain YAML: no !tags)"
+    return f"manifest: not valid YAML{where}: {problem} (YAML or JSON)"
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ManifestInvalid([f"manifest: duplicate key {k!r} (each key once)"])
+        out[k] = v
+    return out
+
+
+def load_data(raw: bytes, source_name: str = "manifest.yaml") -> dict[str, Any]:
+    """Bytes → a plain mapping. Any unreadable input becomes a one-line ManifestInvalid."""
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise ManifestInvalid([f"manifest: {len(raw):,} bytes is too large (at most {MAX_MANIFEST_BYTES:,} bytes)"])
+    if not raw.strip():
+        raise ManifestInvalid(["manifest: file is empty (a YAML or JSON mapping of manifest fields)"])
+    if b"\x00" in raw:
+        raise ManifestInvalid(["manifest: binary file, contains NUL bytes (a UTF-8 YAML or JSON text file)"])
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ManifestInvalid([f"manifest: not UTF-8 text, bad byte at offset {exc.start} (a UTF-8 YAML or JSON text file)"]) from None
+    try:
+        if source_name.lower().endswith(".json"):
+            data = json.loads(text, object_pairs_hook=_json_pairs)
+        else:
+            loader = _Loader(text)
+            try:
+                node = loader.get_single_node()
+                if node is None:
+                    raise ManifestInvalid(["manifest: file is empty (a YAML or JSON mapping of manifest fields)"])
+                _check_node_tree(node)
+                data = loader.construct_document(node)
+            finally:
+                loader.dispose()
+    except json.JSONDecodeError as exc:
+        raise ManifestInvalid([f"manifest: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg} (JSON or YAML)"]) from None
+    except yaml.YAMLError as exc:
+        raise ManifestInvalid([_yaml_error(exc)]) from None
+    except RecursionError:
+        raise ManifestInvalid([f"manifest: nested too deeply (a flat manifest, at most {MAX_YAML_DEPTH} levels)"]) from None
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
+        raise ManifestInvalid([f"manifest: top level is {kind} (a mapping of manifest fields, e.g. ages: ...)"])
+    return data
+
+
+def parse_manifest(raw: bytes, source_name: str = "manifest.yaml", stack: StackConfig | None = None) -> Manifest:
+    """Bytes → Manifest, or ManifestInvalid carrying every problem found."""
+    data = load_data(raw, source_name)
+    return validate_data(data, stack)
+
+
+def validate_data(data: dict[str, Any], stack: StackConfig | None = None) -> Manifest:
+    try:
+        return Manifest.model_validate(data, context={"stack": stack or StackConfig()})
+    except ValidationError as exc:
+        raise ManifestInvalid(format_errors(exc)) from None
+
+
+def load_manifest(path: str, stack: StackConfig | None = None) -> Manifest:
+    """Read and validate a manifest file (YAML or JSON)."""
+    with open(path, "rb") as fh:
+        raw = fh.read(MAX_MANIFEST_BYTES + 1)
+    return parse_manifest(raw, path, stack)
+
+
+# ---------------------------------------------------------------- error formatting
+
+def _model_for_tag(tag: str) -> type[BaseModel] | None:
+    return {"age_range": AgeRange, "age_list": None, "slice_list": Slice, "slice_grid": SliceGrid}.get(tag)
+
+
+def _models_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _models_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _model_at(loc: Iterable[Any]) -> type[BaseModel] | None:
+    """The model class that owns the fields at `loc` (for listing allowed names)."""
+    current: type[BaseModel] | None = Manifest
+    for part in loc:
+        if isinstance(part, str) and part in _SLICE_TAGS:
+            current = _model_for_tag(part)
+        elif isinstance(part, int):
+            continue
+        elif current is not None:
+            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
+            current = _models_in(field.annotation) if field is not None else None
+    return current
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def did_you_mean(name: str, allowed: list[str]) -> str | None:
+    lowered = name.lower().replace("-", "_")
+    if lowered in allowed and lowered != name:
+        return lowered
+    if SYNONYMS.get(lowered) in allowed:
+        return SYNONYMS[lowered]
+    close = difflib.get_close_matches(lowered, allowed, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _path(loc: Iterable[Any]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _SLICE_TAGS or part == "[key]":
+            continue
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "manifest"
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _describe(err: dict[str, Any]) -> str:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    loc = err["loc"]
+    if kind == "agesweep" or kind in ("ages_shape", "slices_shape"):
+        return err["msg"]
+    if kind == "missing":
+        return "missing (required)"
+    if kind == "extra_forbidden":
+        name = str(loc[-1])
+        parent = _model_at(loc[:-1])
+        allowed = _field_names(parent) if parent else []
+        hint = did_you_mean(name, allowed) if allowed else None
+        choices = f"allowed: {', '.join(allowed)}" if allowed else "not a known field"
+        return f"unknown field {name!r} (" + (f"did you mean {hint!r}? " if hint else "") + choices + ")"
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"{_show(value)} is not a whole number (an integer)"
+    if kind in ("float_type", "float_parsing"):
+        return f"{_show(value)} is not a number (a number)"
+    if kind == "string_type":
+        return f"{_show(value)} is not text (a string)"
+    if kind == "bool_type":
+        return f"{_show(value)} is not true/false (a boolean)"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"{_show(value)} is not a mapping (a mapping of fields)"
+    if kind == "list_type":
+        return f"{_show(value)} is not a list (a list)"
+    if kind == "greater_than_equal":
+        return f"{_show(value)} is too small (≥ {ctx['ge']})"
+    if kind == "greater_than":
+        return f"{_show(value)} is too small (> {ctx['gt']})"
+    if kind == "less_than_equal":
+        return f"{_show(value)} is too large (≤ {ctx['le']})"
+    if kind == "less_than":
+        return f"{_show(value)} is too large (< {ctx['lt']})"
+    if kind == "string_too_long":
+        return f"{len(value)} characters is too long (at most {ctx['max_length']})"
+    if kind == "string_too_short":
+        return f"empty (at least {ctx['min_length']} character)"
+    if kind == "too_short":
+        return f"has {ctx.get('actual_length', 0)} items (at least {ctx['min_length']})"
+    if kind == "too_long":
+        return f"has {ctx.get('actual_length', '?')} items (at most {ctx['max_length']})"
+    if kind == "literal_error":
+        return f"{_show(value)} is not allowed (allowed: {ctx.get('expected')})"
+    return f"{err['msg']} (got {_show(value)})"
+
+
+def format_errors(exc: ValidationError) -> list[str]:
+    """Pydantic errors → `field.path: what is wrong (what is allowed)`, one line each, no duplicates."""
+    lines: list[str] = []
+    for err in exc.errors(include_url=False):
+        loc = err["loc"]
+        path = _path(loc)
+        line = f"{path}: {_describe(err)}"
+        if line not in lines:
+            lines.append(line)
+    return lines

@@ -1,0 +1,425 @@
+"""Planning: a valid Manifest → the plan dict the state machine runs (shape: docs/internals.md).
+
+Pure functions; the only AWS input is an optional job definition description (from preflight)
+used to build the RegisterJobDefinition request for an image override.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agesweep.errors import ManifestInvalid
+from agesweep.manifest import MAX_ARRAY_SIZE, MAX_TAGS, MIN_ARRAY_SIZE, Manifest, SliceGrid, parse_manifest
+from agesweep.runs import EXECUTION_NAME_MAX
+from agesweep.stack import OFFLINE_JOB_DEFINITION, OFFLINE_JOB_QUEUE, StackConfig
+
+if TYPE_CHECKING:
+    from agesweep.preflight import Preflight
+
+JOB_NAME_MAX = 128
+CONTAINER_OVERRIDES_MAX = 8192
+PAYLOAD_LIMIT = 256 * 1024  # Step Functions state payload limit
+PAYLOAD_BUDGET = PAYLOAD_LIMIT // 2  # the plan shares the state with the Map's results
+HISTORY_LIMIT = 25_000  # Step Functions execution history events
+HISTORY_BUDGET = 20_000  # headroom for API throttling retries
+INLINE_MAP_CONCURRENCY = 40  # an inline Map runs at most 40 iterations at once
+
+# Counted from statemachine/sweep.asl.json (one happy path, no retries):
+#   fixed: ValidateManifest, OverridesJobDefinition, RunAges, CollateResults, NotifySummary,
+#          WithinTolerance, SweepSucceeded (+ RegisterJobDefinition when the image is overridden)
+#   per item: IsArrayJob, Submit(Array)Job, RecordSuccess
+TRANSITIONS_FIXED = 7
+TRANSITIONS_PER_ITEM = 3
+#   history: execution start/end, 3 Lambda/SNS tasks x 5, choices x 2, map start/end x 4, succeed x 2
+#   per item: MapIterationStarted/Succeeded, choice x 2, task entered/scheduled/started/submitted/
+#   succeeded/exited, pass x 2
+HISTORY_FIXED = 27
+HISTORY_PER_ITEM = 12
+HISTORY_REGISTER = 5
+
+# Public list prices, us-east-1, as read on the date below. Used for estimates only.
+PRICES: dict[str, Any] = {
+    "as_of": "2025-06-01",
+    "region": "us-east-1",
+    "step_functions_per_1000_transitions": 0.025,
+    "vcpu_hour_on_demand": 0.048,  # m6i.xlarge $0.192/h for 4 vCPU (16 GiB)
+    "vcpu_hour_spot": 0.0168,  # m6i spot, ~65 % below on-demand (varies by hour and AZ)
+    "gpu_hour_on_demand": 1.006,  # g5.xlarge $1.006/h (1 A10G, 4 vCPU)
+    "gpu_hour_spot": 0.40,
+}
+
+# Spot interruptions (host terminated) are retried; application errors exit at once.
+EVALUATE_ON_EXIT = [
+    {"OnStatusReason": "Host EC2*", "Action": "RETRY"},
+    {"OnReason": "*", "Action": "EXIT"},
+]
+
+_JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# Keys of Batch request members that are maps (user keys): never re-cased.
+_MAP_MEMBERS = {"parameters", "tags", "options", "labels", "annotations", "dockerLabels"}
+_REGISTER_MEMBERS = (
+    "jobDefinitionName", "type", "parameters", "schedulingPriority", "containerProperties", "nodeProperties",
+    "retryStrategy", "propagateTags", "timeout", "tags", "platformCapabilities", "eksProperties", "ecsProperties",
+)
+
+
+class PlanItem(BaseModel):
+    """One Map iteration: one Batch job (array_size 0) or one array job (array_size ≥ 2)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    age: int
+    job_name: str
+    array_size: int
+    start_index: int
+    end_index: int
+    slice_size: int  # 0 for a single job; child i: start_index + i*slice_size .. min(+slice_size, end_index)
+    slices: list[tuple[int, int]] | None  # single job: [[start, end]]; array job: None (see item_slices)
+    output_folder: str
+    parameters: dict[str, str]
+    container_overrides: dict[str, Any]
+    timeout: dict[str, int]
+    retry_strategy: dict[str, Any]
+    tags: dict[str, str]
+
+
+class Plan(BaseModel):
+    """Everything the state machine needs to run one manifest, plus totals for people."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = 1
+    run_id: str
+    run_name: str
+    manifest: dict[str, Any]
+    job_queue: str
+    job_definition: dict[str, str]
+    register_job_definition: bool
+    job_definition_request: dict[str, Any] | None
+    max_concurrency: int
+    tolerated_failure_percent: float
+    results_uri: str
+    input: str
+    output: str
+    items: list[PlanItem]
+    totals: dict[str, Any]
+    warnings: list[str] = Field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---------------------------------------------------------------- naming
+
+
+def job_name(prefix: str, start: int, end: int, age: int) -> str:
+    """`<prefix>-<start>-<end>-age-<AGE>` (the seed's form); a prefix already ending in
+    `-<start>-<end>` is not repeated, so run `aladyn-0-10000` gives `aladyn-0-10000-age-55`."""
+    span = f"-{start}-{end}"
+    base = prefix if prefix.endswith(span) else prefix + span
+    return safe_job_name(f"{base}-age-{age}")
+
+
+def safe_job_name(name: str) -> str:
+    """Batch job name rules: ≤128 of [A-Za-z0-9_-], starting alphanumeric. Longer names keep their
+    tail (the age) and a 10-hex digest of the full name, so shortening is deterministic and unique."""
+    clean = _JOB_NAME_UNSAFE.sub("-", name)
+    if not clean[:1].isalnum():
+        clean = "j" + clean
+    if len(clean) <= JOB_NAME_MAX:
+        return clean
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    tail = clean[clean.rfind("-age-"):] if "-age-" in clean else ""
+    head = clean[: JOB_NAME_MAX - len(tail) - len(digest) - 1]
+    return f"{head}-{digest}{tail}"
+
+
+def item_slices(item: dict[str, Any]) -> list[tuple[int, int]]:
+    """The (start, end) slices one plan item trains; array child i is entry i."""
+    size = item["slice_size"]
+    start, end = item["start_index"], item["end_index"]
+    if not size:
+        return [(start, end)]
+    return [(s, min(s + size, end)) for s in range(start, end, size)]
+
+
+def array_layout(bounds: list[tuple[int, int]], grid: bool) -> int | None:
+    """The slice size when the slices can run as one array job, else None."""
+    if len(bounds) < MIN_ARRAY_SIZE or len(bounds) > MAX_ARRAY_SIZE:
+        return None
+    size = bounds[0][1] - bounds[0][0]
+    if grid:
+        return size
+    for i in range(1, len(bounds)):
+        if bounds[i][0] != bounds[i - 1][1]:
+            return None
+        if i < len(bounds) - 1 and bounds[i][1] - bounds[i][0] != size:
+            return None
+    return size if bounds[-1][1] - bounds[-1][0] <= size else None
+
+
+# ---------------------------------------------------------------- the plan
+
+
+def _resource_overrides(manifest: Manifest) -> dict[str, Any]:
+    job, reqs = manifest.job, []
+    if job.vcpus is not None:
+        reqs.append({"Type": "VCPU", "Value": str(job.vcpus)})
+    if job.memory_mib is not None:
+        reqs.append({"Type": "MEMORY", "Value": str(job.memory_mib)})
+    if job.gpus:
+        reqs.append({"Type": "GPU", "Value": str(job.gpus)})
+    return {"ResourceRequirements": reqs} if reqs else {}
+
+
+def _pascal(value: Any, key: str | None = None) -> Any:
+    """camelCase API output → PascalCase request members, as Step Functions aws-sdk tasks take them."""
+    if isinstance(value, list):
+        return [_pascal(v) for v in value]
+    if isinstance(value, dict):
+        if key in _MAP_MEMBERS:
+            return dict(value)
+        return {k[:1].upper() + k[1:]: _pascal(v, k) for k, v in value.items()}
+    return value
+
+
+def job_definition_request(
+    manifest: Manifest,
+    definition_ref: str,
+    run_name: str,
+    run_id: str,
+    sha256: str,
+    timeout: dict[str, int],
+    retry: dict[str, Any],
+    description: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """RegisterJobDefinition request for an image override: the base definition with the new image,
+    under its own name (`<base>-<run_name>`) so the stack's definition family never changes."""
+    base_name = "agesweep-job" if definition_ref == OFFLINE_JOB_DEFINITION else definition_ref.rsplit("/", 1)[-1].split(":", 1)[0]
+    if description:
+        source = {k: description[k] for k in _REGISTER_MEMBERS if k in description}
+        request = _pascal(source)
+    else:
+        request = {"Type": "container", "ContainerProperties": {}, "Parameters": {}}
+    request["JobDefinitionName"] = safe_job_name(f"{base_name}-{run_name}")
+    request.setdefault("Type", "container")
+    request["ContainerProperties"] = {**request.get("ContainerProperties", {}), "Image": manifest.job.image}
+    request.setdefault("Parameters", {})
+    request["RetryStrategy"] = retry
+    request["Timeout"] = timeout
+    request["Tags"] = {**request.get("Tags", {}), "agesweep:run_id": run_id, "agesweep:manifest_sha256": sha256}
+    request["PropagateTags"] = True
+    return request
+
+
+def _estimates(manifest: Manifest, stack: StackConfig, items: int, children: int, register: bool) -> dict[str, Any]:
+    transitions = TRANSITIONS_FIXED + TRANSITIONS_PER_ITEM * items + (1 if register else 0)
+    history = HISTORY_FIXED + HISTORY_PER_ITEM * items + (HISTORY_REGISTER if register else 0)
+    hours = (manifest.job.timeout_minutes or stack.default_timeout_minutes) / 60
+    vcpu_hours = children * hours * (manifest.job.vcpus or stack.default_vcpus)
+    gpu_hours = children * hours * (manifest.job.gpus or 0)
+    sfn = transitions / 1000 * PRICES["step_functions_per_1000_transitions"]
+    cost = {
+        "step_functions": round(sfn, 4),
+        "compute_spot_at_timeout": round(vcpu_hours * PRICES["vcpu_hour_spot"] + gpu_hours * PRICES["gpu_hour_spot"], 2),
+        "compute_on_demand_at_timeout": round(
+            vcpu_hours * PRICES["vcpu_hour_on_demand"] + gpu_hours * PRICES["gpu_hour_on_demand"], 2
+        ),
+        "vcpu_hours_at_timeout": round(vcpu_hours, 2),
+        "gpu_hours_at_timeout": round(gpu_hours, 2),
+        "prices": PRICES,
+    }
+    return {
+        "state_transitions": transitions,
+        "history_events": history,
+        "history_limit": HISTORY_LIMIT,
+        "cost_estimate_usd": cost,
+        "estimate_note": (
+            f"Estimate, not a quote: compute assumes every child job runs once for its full timeout "
+            f"({hours:g} h) at {PRICES['region']} list prices as of {PRICES['as_of']}; "
+            f"transitions and history events assume no retries."
+        ),
+    }
+
+
+def plan(
+    manifest: Manifest,
+    stack: StackConfig,
+    run_id: str,
+    *,
+    source_name: str = "manifest.yaml",
+    manifest_sha256: str = "",
+    manifest_location: dict[str, Any] | None = None,
+    job_definition_description: dict[str, Any] | None = None,
+) -> Plan:
+    """Expand a manifest into one item per age (per age and slice when the slices are irregular).
+
+    Raises ManifestInvalid when the run breaks a Step Functions or Batch limit.
+    """
+    problems: list[str] = []
+    if len(run_id) > EXECUTION_NAME_MAX or not re.fullmatch(r"[A-Za-z0-9_-]+", run_id):
+        problems.append(f"run_id: {run_id!r} is not a usable execution name (≤{EXECUTION_NAME_MAX} of A-Z a-z 0-9 _ -)")
+    run_name = manifest.effective_run_name(source_name)
+    ages = manifest.age_values()
+    bounds = manifest.slice_bounds()
+    grid = isinstance(manifest.slices, SliceGrid)
+    size = array_layout(bounds, grid)
+    n_items = len(ages) * (1 if size or len(bounds) == 1 else len(bounds))
+    register = manifest.job.image is not None
+    history = HISTORY_FIXED + HISTORY_PER_ITEM * n_items + (HISTORY_REGISTER if register else 0)
+    if history > HISTORY_BUDGET:
+        problems.append(
+            f"slices: {len(ages)} ages x {len(bounds)} irregular slices = {n_items:,} jobs, ~{history:,} history events "
+            f"(at most {HISTORY_BUDGET:,} of the {HISTORY_LIMIT:,} limit: use equal-width contiguous slices, "
+            f"so each age runs as one array job)"
+        )
+        raise ManifestInvalid(problems)
+
+    sha = manifest_sha256
+    timeout = {"AttemptDurationSeconds": 60 * (manifest.job.timeout_minutes or stack.default_timeout_minutes)}
+    retry = {"Attempts": manifest.job.attempts or stack.default_attempts, "EvaluateOnExit": EVALUATE_ON_EXIT}
+    overrides = _resource_overrides(manifest)
+    overrides_chars = len(json.dumps(overrides, separators=(",", ":")))
+    if overrides_chars > CONTAINER_OVERRIDES_MAX:
+        problems.append(f"job: container overrides are {overrides_chars} characters (at most {CONTAINER_OVERRIDES_MAX})")
+    results_uri = stack.results_uri(run_id)
+    common = {
+        "run_id": run_id,
+        "input": manifest.input,
+        "output": manifest.output,
+        "results_uri": results_uri,
+        **manifest.training.as_parameters(),
+    }
+    base_tags = {"agesweep:run_id": run_id, "agesweep:manifest_sha256": sha or "unknown"}
+    user_tags = dict(manifest.tags)
+
+    # (start, end, slice_size, array_size, slices) per item, for each age
+    if size is not None:
+        layouts = [(bounds[0][0], bounds[-1][1], size, len(bounds), None)]
+    else:
+        layouts = [(s, e, 0, 0, [(s, e)]) for s, e in bounds]
+
+    items: list[PlanItem] = []
+    for age in ages:
+        output_folder = f"{manifest.output}/{run_id}/age_{age}/"
+        for start, end, slice_size, array_size, slices in layouts:
+            slice_tag = f"{start}-{end}" if not slice_size else f"{start}-{end}/{slice_size}"
+            items.append(
+                PlanItem.model_construct(
+                    age=age,
+                    job_name=job_name(run_name, start, end, age),
+                    array_size=array_size,
+                    start_index=start,
+                    end_index=end,
+                    slice_size=slice_size,
+                    slices=slices,
+                    output_folder=output_folder,
+                    parameters={
+                        "start_index": str(start),
+                        "end_index": str(end),
+                        "slice_size": str(slice_size),
+                        "age": str(age),
+                        **common,
+                    },
+                    container_overrides=overrides,
+                    timeout=timeout,
+                    retry_strategy=retry,
+                    tags={**base_tags, "agesweep:age": str(age), "agesweep:slice": slice_tag, **user_tags},
+                )
+            )
+    names = [i.job_name for i in items]
+    if len(set(names)) != len(names):  # cannot happen with distinct (start, end, age); guard the contract
+        problems.append("run_name: job names are not unique (a run name that does not end in a slice span)")
+    if items and len(items[0].tags) > MAX_TAGS:
+        problems.append(f"tags: {len(items[0].tags)} tags per job (at most {MAX_TAGS}, including agesweep's own)")
+
+    definition_ref = manifest.job.definition or stack.job_definition or OFFLINE_JOB_DEFINITION
+    request = (
+        job_definition_request(manifest, definition_ref, run_name, run_id, sha, timeout, retry, job_definition_description)
+        if register
+        else None
+    )
+    warnings: list[str] = []
+    if manifest.max_concurrency > INLINE_MAP_CONCURRENCY:
+        warnings.append(
+            f"max_concurrency: {manifest.max_concurrency} is above {INLINE_MAP_CONCURRENCY}, "
+            f"the most iterations an inline Map runs at once"
+        )
+    if register and job_definition_description is None:
+        warnings.append(
+            f"job.image: the job definition request was built without describing {definition_ref} "
+            f"(offline); the validate Lambda derives it from the live definition"
+        )
+    if stack.s3_unrestricted and (manifest.input.startswith("s3://") or manifest.output.startswith("s3://")):
+        warnings.append("input/output: no stack bucket configured, so s3:// buckets were not checked against an allow-list")
+
+    children = sum(i.array_size or 1 for i in items)
+    totals = {
+        "ages": len(ages),
+        "jobs": len(items),
+        "array_jobs": sum(1 for i in items if i.array_size >= MIN_ARRAY_SIZE),
+        "child_jobs": children,
+        "slices": len(bounds),
+        **_estimates(manifest, stack, len(items), children, register),
+    }
+    location = {"bucket": None, "key": source_name, "version_id": None, **(manifest_location or {}), "sha256": sha}
+    result = Plan(
+        run_id=run_id,
+        run_name=run_name,
+        manifest=location,
+        job_queue=manifest.job.queue or stack.job_queue or OFFLINE_JOB_QUEUE,
+        job_definition={"ref": definition_ref},
+        register_job_definition=register,
+        job_definition_request=request,
+        max_concurrency=manifest.max_concurrency,
+        tolerated_failure_percent=manifest.tolerated_failure_percent,
+        results_uri=results_uri,
+        input=manifest.input,
+        output=manifest.output,
+        items=items,
+        totals=totals,
+        warnings=warnings,
+    )
+    payload = len(json.dumps(result.to_dict(), separators=(",", ":")))
+    totals["payload_bytes"] = payload
+    if payload > PAYLOAD_BUDGET:
+        problems.append(
+            f"slices: the plan is {payload // 1024} KiB (at most {PAYLOAD_BUDGET // 1024} KiB, half the "
+            f"{PAYLOAD_LIMIT // 1024} KiB Step Functions payload limit: fewer ages x irregular slices, "
+            f"or equal-width contiguous slices so each age is one array job)"
+        )
+    if problems:
+        raise ManifestInvalid(problems)
+    return result
+
+
+def validate_and_plan(
+    raw: bytes,
+    source_name: str,
+    stack: StackConfig,
+    run_id: str,
+    manifest_location: dict[str, Any] | None = None,
+    preflight: Preflight | None = None,
+) -> dict[str, Any]:
+    """The whole validate step: bytes → plan dict. The one function the validate Lambda calls.
+
+    Raises ManifestInvalid (schema, limits), then PreflightFailed / InputMissing (AWS checks).
+    """
+    manifest = parse_manifest(raw, source_name, stack)
+    sha = hashlib.sha256(raw).hexdigest()
+    kwargs: dict[str, Any] = {
+        "source_name": source_name,
+        "manifest_sha256": sha,
+        "manifest_location": manifest_location,
+    }
+    result = plan(manifest, stack, run_id, **kwargs)
+    if preflight is not None:
+        description = preflight.check(manifest, result.job_queue, result.job_definition["ref"])
+        if result.register_job_definition:
+            result = plan(manifest, stack, run_id, job_definition_description=description, **kwargs)
+    return result.to_dict()

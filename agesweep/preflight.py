@@ -1,0 +1,148 @@
+"""Pre-flight checks: is everything a valid manifest names actually usable, before any job starts?
+
+Run by the validate Lambda (boto3) and by `agesweep validate --preflight`. Problems read like schema
+errors (`field.path: what is wrong (what is allowed)`); all are collected before raising.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from agesweep.errors import InputMissing, PreflightFailed
+from agesweep.manifest import Manifest
+
+_ECR_IMAGE = re.compile(
+    r"^(?P<registry>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repo>[^:@]+)(?::(?P<tag>[^@]+)|@(?P<digest>sha256:[a-f0-9]{64}))$"
+)
+_MISSING_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
+
+
+def parse_ecr_image(image: str) -> dict[str, str] | None:
+    """Registry, region, repository and tag/digest of an ECR image URI; None for other registries."""
+    match = _ECR_IMAGE.match(image)
+    return {k: v for k, v in match.groupdict().items() if v} if match else None
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri[5:].partition("/")
+    return bucket, prefix
+
+
+class Preflight:
+    """Checks against live AWS resources; clients are injectable (tests use moto's mock_aws)."""
+
+    def __init__(self, batch: Any, ecr: Any, s3: Any) -> None:
+        self.batch, self.ecr, self.s3 = batch, ecr, s3
+
+    @classmethod
+    def from_session(cls, session: boto3.session.Session | None = None) -> Preflight:
+        session = session or boto3.session.Session()
+        return cls(session.client("batch"), session.client("ecr"), session.client("s3"))
+
+    def check(self, manifest: Manifest, job_queue: str, job_definition: str) -> dict[str, Any] | None:
+        """Raise PreflightFailed (queue/definition/image/access) or InputMissing (s3 input absent).
+
+        Returns the job definition description (camelCase, as Batch returns it) for planning.
+        """
+        problems: list[str] = []
+        missing: list[str] = []
+        queue_field = "job.queue" if manifest.job.queue else "job.queue (stack default)"
+        def_field = "job.definition" if manifest.job.definition else "job.definition (stack default)"
+        problems += self.check_queue(job_queue, queue_field)
+        description, def_problems = self.check_job_definition(job_definition, def_field)
+        problems += def_problems
+        if manifest.job.image:
+            problems += self.check_image(manifest.job.image)
+        for field in ("input", "output"):
+            uri = getattr(manifest, field)
+            if uri.startswith("s3://"):
+                found_problems, found_missing = self.check_s3(uri, field, must_have_objects=field == "input")
+                problems += found_problems
+                # A missing output bucket is a setup problem, not a missing input.
+                (missing if field == "input" else problems).extend(found_missing)
+        if problems:
+            raise PreflightFailed("\n".join(problems + missing))
+        if missing:
+            raise InputMissing("\n".join(missing))
+        return description
+
+    def check_queue(self, ref: str, field: str = "job.queue") -> list[str]:
+        try:
+            queues = self.batch.describe_job_queues(jobQueues=[ref]).get("jobQueues", [])
+        except ClientError as exc:
+            return [f"{field}: cannot describe job queue {ref!r}: {exc.response['Error'].get('Code')} (a queue this stack may use)"]
+        if not queues:
+            return [f"{field}: job queue {ref!r} not found (an existing job queue name or ARN)"]
+        queue = queues[0]
+        state, status = queue.get("state"), queue.get("status")
+        if state != "ENABLED" or status != "VALID":
+            return [f"{field}: job queue {ref!r} is {state}/{status} (an ENABLED, VALID job queue)"]
+        return []
+
+    def describe_job_definition(self, ref: str) -> dict[str, Any] | None:
+        """Latest ACTIVE revision for a bare name; the exact revision for name:revision or an ARN."""
+        if ":" in ref:
+            found = self.batch.describe_job_definitions(jobDefinitions=[ref]).get("jobDefinitions", [])
+        else:
+            found = self.batch.describe_job_definitions(jobDefinitionName=ref, status="ACTIVE").get(
+                "jobDefinitions", []
+            )
+            found = [d for d in found if d.get("jobDefinitionName") == ref]
+        if not found:
+            return None
+        return max(found, key=lambda d: d.get("revision", 0))
+
+    def check_job_definition(self, ref: str, field: str = "job.definition") -> tuple[dict[str, Any] | None, list[str]]:
+        try:
+            description = self.describe_job_definition(ref)
+        except ClientError as exc:
+            code = exc.response["Error"].get("Code")
+            return None, [f"{field}: cannot describe job definition {ref!r}: {code} (a definition this stack may use)"]
+        if description is None:
+            return None, [f"{field}: job definition {ref!r} not found (an ACTIVE job definition name, name:revision or ARN)"]
+        if description.get("status") != "ACTIVE":
+            return None, [f"{field}: job definition {ref!r} is {description.get('status')} (an ACTIVE job definition)"]
+        if description.get("type") != "container":
+            return None, [f"{field}: job definition {ref!r} is of type {description.get('type')} (a container job definition)"]
+        return description, []
+
+    def check_image(self, image: str, field: str = "job.image") -> list[str]:
+        parts = parse_ecr_image(image)
+        if parts is None:
+            return []  # not ECR (e.g. a public registry): Batch pulls it; nothing to look up here
+        image_id = {"imageDigest": parts["digest"]} if "digest" in parts else {"imageTag": parts["tag"]}
+        ecr = self.ecr
+        if ecr.meta.region_name != parts["region"]:
+            ecr = boto3.client("ecr", region_name=parts["region"])
+        try:
+            ecr.describe_images(registryId=parts["registry"], repositoryName=parts["repo"], imageIds=[image_id])
+        except ClientError as exc:
+            code = exc.response["Error"].get("Code")
+            if code == "RepositoryNotFoundException":
+                return [f"{field}: ECR repository {parts['repo']!r} not found in {parts['registry']} (an existing repository)"]
+            if code == "ImageNotFoundException":
+                return [f"{field}: image {image!r} not found in ECR (a pushed tag or digest)"]
+            return [f"{field}: cannot look up {image!r} in ECR: {code} (an image this stack may pull)"]
+        return []
+
+    def check_s3(self, uri: str, field: str, must_have_objects: bool) -> tuple[list[str], list[str]]:
+        """Bucket reachable; for inputs, at least one object under the prefix."""
+        bucket, prefix = _split_s3(uri)
+        try:
+            if not must_have_objects:
+                self.s3.head_bucket(Bucket=bucket)
+                return [], []
+            listing = self.s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+        except ClientError as exc:
+            code = str(exc.response["Error"].get("Code"))
+            if code in _MISSING_CODES:
+                return [], [f"{field}: bucket {bucket!r} does not exist (an existing bucket)"]
+            return [f"{field}: cannot read {uri}: {code} (a location the stack's roles may read)"], []
+        if listing.get("KeyCount", 0) == 0:
+            return [], [f"{field}: no objects under {uri}/ (the job's input files uploaded there)"]
+        return [], []

@@ -21,3 +21,13 @@ def run_id_for(bucket: str, key: str, version_id: str | None) -> str:
     run_id = f"{stem}-{digest}"
     assert len(run_id) <= EXECUTION_NAME_MAX
     return run_id
+
+
+def is_folder_marker(key: str) -> bool:
+    """True for the zero-byte ``manifests/`` object the S3 console creates as a "folder": no run."""
+    return key.endswith("/")
+
+
+def execution_input(bucket: str, key: str, version_id: str | None) -> dict[str, str | None]:
+    """The sweep execution's input (docs/internals.md, "Execution input"); its run_id is the execution name."""
+    return {"bucket": bucket, "key": key, "version_id": version_id, "run_id": run_id_for(bucket, key, version_id)}

@@ -386,7 +386,7 @@ def plan(
         warnings=warnings,
     )
     payload = len(json.dumps(result.to_dict(), separators=(",", ":")))
-    totals["payload_bytes"] = payload
+    result.totals["payload_bytes"] = payload
     if payload > PAYLOAD_BUDGET:
         problems.append(
             f"slices: the plan is {payload // 1024} KiB (at most {PAYLOAD_BUDGET // 1024} KiB, half the "

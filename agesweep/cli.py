@@ -17,7 +17,10 @@ app = typer.Typer(
 # Command groups register themselves here (one import + register call per module).
 from agesweep.commands import manifest as manifest_commands  # noqa: E402
 
+from agesweep.commands import local as local_commands  # noqa: E402
+
 manifest_commands.register(app)
+local_commands.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

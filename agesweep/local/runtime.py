@@ -150,6 +150,7 @@ class LocalStack:
 
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
+        self._lambda_log_file = self.lambda_log.open("a", encoding="utf-8", buffering=1)
         self._set_env(
             {
                 **_FAKE_CREDENTIALS,
@@ -186,6 +187,10 @@ class LocalStack:
 
         BackendDict.reset()  # a later stack in this process starts from an empty account
         reset_model_data()
+        for name in [name for name in sys.modules if name.startswith(f"agesweep_local_fn_")]:
+            if name.endswith(f"_{id(self)}"):
+                del sys.modules[name]
+        self._lambda_log_file.close()
         self._restore_env()
 
     def _set_env(self, values: dict[str, str]) -> None:
@@ -269,6 +274,10 @@ class LocalStack:
             Bucket=self.bucket, NotificationConfiguration={"EventBridgeConfiguration": {}}
         )
         self.topic_arn = sns.create_topic(Name=self._attribute(spec.topic_logical_id, "TopicName"))["TopicArn"]
+        # local-only observer: an SQS subscription shows what a subscriber of the topic receives
+        self._observer_url = sqs.create_queue(QueueName=f"{self.pseudo.stack_name}-local-sns-observer")["QueueUrl"]
+        observer_arn = sqs.get_queue_attributes(QueueUrl=self._observer_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=observer_arn)
         for logical_id, resource in spec.resources.items():
             if resource.get("Type") == "AWS::SQS::Queue":
                 sqs.create_queue(QueueName=self._attribute(logical_id, "QueueName"))
@@ -336,7 +345,7 @@ class LocalStack:
             parameters=jd.parameters,
             containerProperties=_lower_first_keys(jd.container_properties),
             retryStrategy=_lower_first_keys(jd.retry_strategy),
-            timeout=_lower_first_keys(jd.timeout),
+            timeout={"attemptDurationSeconds": int(jd.timeout["AttemptDurationSeconds"])} if jd.timeout else {},
             propagateTags=jd.propagate_tags,
         )["jobDefinitionArn"]
         options = (jd.container_properties.get("LogConfiguration") or {}).get("Options") or {}
@@ -367,10 +376,10 @@ class LocalStack:
             spec = importlib.util.spec_from_file_location(f"agesweep_local_fn_{fn.logical_id}_{id(self)}", path)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
-            with self.lambda_log.open("a", encoding="utf-8") as log, contextlib.redirect_stdout(log):
-                # powertools binds its log handler to sys.stdout at import: send it to lambda.log
-                with self._function_env(fn):
-                    spec.loader.exec_module(module)
+            sys.modules[spec.name] = module  # pydantic resolves the handler's annotations through it
+            # powertools binds its log handler to sys.stdout at import: send it to lambda.log
+            with contextlib.redirect_stdout(self._lambda_log_file), self._function_env(fn):
+                spec.loader.exec_module(module)
             self._modules[key] = module
         return self._modules[key]
 
@@ -410,8 +419,7 @@ class LocalStack:
         return json.dumps(result), False, ""
 
     def _log(self, line: str) -> None:
-        with self.lambda_log.open("a", encoding="utf-8") as log:
-            log.write(f"{dt.datetime.now(dt.timezone.utc).isoformat()} {line}\n")
+        self._lambda_log_file.write(f"{dt.datetime.now(dt.timezone.utc).isoformat()} {line}\n")
 
     # ------------------------------------------------------------------ EventBridge hook
     def deliver_to_target(self, rule: Any, target: dict[str, Any], event: dict[str, Any]) -> bool:
@@ -693,6 +701,22 @@ class LocalStack:
                 logStreamName=job.log_stream_name,
                 logEvents=[{"timestamp": now, "message": line} for line in lines[start : start + 1000]],
             )
+
+    def drain_notifications(self) -> list[dict[str, str]]:
+        """Every SNS message published to the stack's topic since the last drain, oldest first."""
+        sqs = self.client("sqs")
+        messages: list[dict[str, str]] = []
+        while True:
+            batch = sqs.receive_message(QueueUrl=self._observer_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not batch:
+                break
+            for message in batch:
+                body = json.loads(message["Body"])
+                messages.append(
+                    {"subject": body.get("Subject") or "", "message": body.get("Message", ""), "timestamp": body.get("Timestamp", "")}
+                )
+                sqs.delete_message(QueueUrl=self._observer_url, ReceiptHandle=message["ReceiptHandle"])
+        return sorted(messages, key=lambda item: item["timestamp"])
 
     def wait_idle(self, timeout_s: float = 30.0) -> None:
         """Wait for background deliveries (alerts, events) started so far to finish."""

@@ -1,0 +1,144 @@
+"""`agesweep local`: the deployed system on one machine (moto server + real handlers + real jobs)."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from agesweep import tracking
+from agesweep.local.runtime import LocalStack, SpotInterruption
+from agesweep.local.session import EXIT_INVALID, LocalRunResult, Progress, RunDidNotStart, run_manifest
+
+DEFAULT_WORKDIR = Path("agesweep-local")
+_STATUS_STYLE = {
+    "SUCCEEDED": "green", "FAILED": "bold red", "RUNNING": "cyan", "STARTING": "cyan",
+    "RUNNABLE": "yellow", "PENDING": "yellow", "SUBMITTED": "yellow", "NOT SUBMITTED": "dim",
+}
+
+
+def ensure_input_data(data_dir: Path, console: Console) -> None:
+    """Generate the synthetic demo inputs under <data>/input on first use (cached afterwards)."""
+    input_dir = data_dir / "input"
+    if (input_dir / "Y_tensor.pt").exists():
+        return
+    from training import synth
+
+    console.print(f"[dim]Generating synthetic input data in {input_dir} (first use only)…[/dim]")
+    synth.generate(input_dir)
+
+
+def _fmt_elapsed(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds:5.1f}s"
+
+
+def progress_view(progress: Progress) -> Group:
+    counts = tracking.totals(progress.rows)
+    header = (
+        f"run [bold]{progress.run_id}[/bold] · execution {progress.status} · "
+        f"{time.time() - progress.started:.0f}s · "
+        + " · ".join(f"{status.lower()} {count}" for status, count in sorted(counts.items()))
+    )
+    table = Table(show_edge=False, pad_edge=False, expand=False)
+    for column in ("age", "status", "attempt", "elapsed", "slices", "reason"):
+        table.add_column(column)
+    for row in progress.rows:
+        slices = ", ".join(f"{s.lower()} {n}" for s, n in row.children.items()) if row.array_size else ""
+        style = _STATUS_STYLE.get(row.status, "")
+        table.add_row(
+            str(row.age), f"[{style}]{row.status}[/{style}]" if style else row.status,
+            str(row.attempts or ""), _fmt_elapsed(row.elapsed_s()), slices, (row.status_reason or "")[:60],
+        )
+    if not progress.rows:
+        return Group(header, "[dim]validating the manifest…[/dim]")
+    return Group(header, table)
+
+
+def print_result(console: Console, result: LocalRunResult) -> None:
+    for note in result.notifications:
+        console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
+    if result.error == "ManifestRejected":
+        console.print("[bold red]The manifest was rejected; no job was submitted.[/bold red]")
+    elif result.collated:
+        c = result.collated
+        console.print(
+            f"[bold]{c.get('succeeded')} of {c.get('total')} ages succeeded, {c.get('failed')} failed[/bold] "
+            f"in {result.wall_s:.1f}s ({result.history_events} history events)."
+        )
+    else:
+        console.print(f"[bold red]Execution {result.status}: {result.error} {result.cause or ''}[/bold red]")
+    console.print(f"Run folder: {result.run_dir}")
+    for path in result.artifacts:
+        console.print(f"  {path}")
+
+
+def local(
+    manifest: Annotated[Path | None, typer.Argument(help="Run manifest (YAML or JSON). Omit with --serve.", exists=True, dir_okay=False)] = None,
+    data: Annotated[Path | None, typer.Option(help="Local folder mounted as the jobs' /data (default: <workdir>/data).")] = None,
+    workdir: Annotated[Path, typer.Option(help="Where runs, logs and SNS messages are kept.")] = DEFAULT_WORKDIR,
+    workers: Annotated[int, typer.Option(help="Batch jobs run at once (default: CPU count).")] = 0,
+    serve: Annotated[bool, typer.Option(help="Keep the endpoint up for the aws CLI until Ctrl-C.")] = False,
+    port: Annotated[int, typer.Option(help="Port of the local endpoint (default: a free one).")] = 0,
+    simulate_spot_interruption: Annotated[
+        list[int] | None,
+        typer.Option("--simulate-spot-interruption", help="Reclaim the host of this age's first attempt (repeatable).", hidden=True),
+    ] = None,
+) -> None:
+    """Run a sweep end to end on this machine: the same template.yaml and sweep.asl.json that
+    `sam deploy` ships, on a local moto server, with the real Lambda handlers and each Batch job's
+    real command as a local process (/data mapped to --data).
+
+    The manifest is put into the local bucket under manifests/ and EventBridge starts the run,
+    as in AWS. Exit codes: 0 every age succeeded, 1 some failed, 2 the manifest was invalid
+    (no job started).
+    """
+    console = Console()
+    if manifest is None and not serve:
+        console.print("[red]Give a MANIFEST, or --serve to keep the endpoint up.[/red]")
+        raise typer.Exit(EXIT_INVALID)
+    data_dir = (data or workdir / "data").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    ensure_input_data(data_dir, console)
+    stack = LocalStack(
+        workdir=workdir.resolve(),
+        data_dir=data_dir,
+        workers=workers or os.cpu_count() or 1,
+        spot_interruptions=[SpotInterruption(age) for age in simulate_spot_interruption or []],
+        port=port or None,
+    )
+    with stack:
+        if serve:
+            console.print(Panel(
+                f"endpoint  {stack.endpoint}\nbucket    {stack.bucket}\nstate machine {stack.state_machine_arn}\n"
+                f"job queue {stack.job_queue_arn}\ntopic     {stack.topic_arn}\n\n"
+                f"aws --endpoint-url {stack.endpoint} s3 cp m.yaml s3://{stack.bucket}/manifests/m.yaml",
+                title="agesweep local --serve", expand=False,
+            ))
+        if manifest is not None:
+            try:
+                with Live(console=console, refresh_per_second=4, transient=False) as live:
+                    result = run_manifest(stack, manifest, on_progress=lambda p: live.update(progress_view(p)))
+            except RunDidNotStart as error:
+                console.print(f"[bold red]{error}[/bold red]")
+                raise typer.Exit(EXIT_INVALID) from error
+            print_result(console, result)
+            if not serve:
+                raise typer.Exit(result.exit_code)
+        try:
+            while True:
+                for note in stack.drain_notifications():
+                    console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            console.print("stopped")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("local")(local)

@@ -1,0 +1,157 @@
+"""One local run, started the way AWS starts it: the manifest is put into the bucket."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agesweep import tracking
+from agesweep.local.runtime import LocalStack
+from agesweep.runs import run_id_for
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_INVALID = 0, 1, 2
+_START_TIMEOUT_S = 60.0
+
+
+class RunDidNotStart(RuntimeError):
+    """The manifest was put, but no execution appeared (the start_run Lambda failed)."""
+
+
+@dataclass
+class Progress:
+    """What a progress display needs at one moment."""
+
+    run_id: str
+    status: str
+    plan: dict[str, Any] | None
+    rows: list[tracking.AgeProgress]
+    started: float
+
+
+@dataclass
+class LocalRunResult:
+    run_id: str
+    execution_arn: str
+    status: str
+    error: str | None
+    cause: str | None
+    collated: dict[str, Any] | None
+    plan: dict[str, Any] | None
+    rows: list[tracking.AgeProgress]
+    notifications: list[dict[str, str]]
+    run_dir: Path
+    history_events: int
+    wall_s: float
+    artifacts: list[Path] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        if self.error == "ManifestRejected":
+            return EXIT_INVALID
+        if self.status == "SUCCEEDED" and self.collated and not self.collated.get("failed"):
+            return EXIT_OK
+        return EXIT_SOME_FAILED
+
+
+def put_manifest(stack: LocalStack, manifest: Path, key: str | None = None) -> tuple[str, str]:
+    """Upload the manifest under manifests/; return (key, run_id) of the version created."""
+    key = key or f"manifests/{manifest.name}"
+    version = stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=manifest.read_bytes())["VersionId"]
+    return key, run_id_for(stack.bucket, key, version)
+
+
+def wait_for_execution(stack: LocalStack, execution_arn: str, timeout_s: float = _START_TIMEOUT_S) -> None:
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            sfn.describe_execution(executionArn=execution_arn)
+            return
+        except sfn.exceptions.ExecutionDoesNotExist:
+            time.sleep(0.1)
+    raise RunDidNotStart(
+        f"no execution {execution_arn.rsplit(':', 1)[1]} started within {timeout_s:.0f} s; "
+        f"see {stack.lambda_log} for the start_run Lambda's log"
+    )
+
+
+def snapshot(stack: LocalStack, run_id: str, execution_arn: str, started: float) -> Progress:
+    sfn, batch = stack.client("stepfunctions"), stack.client("batch")
+    status = sfn.describe_execution(executionArn=execution_arn)["status"]
+    plan = tracking.plan_from_history(tracking.history_events(sfn, execution_arn))
+    rows = tracking.age_progress(plan, tracking.list_run_jobs(batch, plan)) if plan else []
+    return Progress(run_id=run_id, status=status, plan=plan, rows=rows, started=started)
+
+
+def download_run_artifacts(stack: LocalStack, run_id: str, run_dir: Path) -> list[Path]:
+    """Copy runs/<run_id>/ from the bucket into the local run folder."""
+    s3 = stack.client("s3")
+    prefix = f"runs/{run_id}/"
+    paths: list[Path] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            target = run_dir / obj["Key"][len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(stack.bucket, obj["Key"], str(target))
+            paths.append(target)
+    return paths
+
+
+def run_manifest(
+    stack: LocalStack,
+    manifest: Path,
+    on_progress: Callable[[Progress], None] | None = None,
+    poll_s: float = 0.5,
+    key: str | None = None,
+) -> LocalRunResult:
+    """Put the manifest into the bucket, follow the execution it starts, collect what it wrote."""
+    started = time.time()
+    key, run_id = put_manifest(stack, manifest, key)
+    sfn = stack.client("stepfunctions")
+    execution_arn = tracking.execution_arn_for(stack.state_machine_arn, run_id)
+    wait_for_execution(stack, execution_arn)
+    while True:
+        progress = snapshot(stack, run_id, execution_arn, started)
+        if on_progress is not None:
+            on_progress(progress)
+        if progress.status != "RUNNING":
+            break
+        time.sleep(poll_s)
+    description = sfn.describe_execution(executionArn=execution_arn)
+    history = tracking.history_events(sfn, execution_arn)
+    stack.wait_idle()  # alert deliveries (execution/job status events) run in the background
+    run_dir = stack.workdir / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    artifacts = download_run_artifacts(stack, run_id, run_dir)
+    notifications = stack.drain_notifications()
+    with (run_dir / "notifications.jsonl").open("a", encoding="utf-8") as out:
+        for note in notifications:
+            out.write(json.dumps(note) + "\n")
+    collated = _collated_output(history)
+    return LocalRunResult(
+        run_id=run_id,
+        execution_arn=execution_arn,
+        status=description["status"],
+        error=description.get("error"),
+        cause=description.get("cause"),
+        collated=collated,
+        plan=progress.plan,
+        rows=progress.rows,
+        notifications=notifications,
+        run_dir=run_dir,
+        history_events=len(history),
+        wall_s=time.time() - started,
+        artifacts=artifacts,
+    )
+
+
+def _collated_output(history: list[dict[str, Any]]) -> dict[str, Any] | None:
+    for event in history:
+        details = event.get("stateExitedEventDetails") or {}
+        if event.get("type") == "TaskStateExited" and details.get("name") == "CollateResults":
+            return json.loads(details["output"]).get("collation", {}).get("collated")
+    return None

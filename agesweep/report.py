@@ -1,0 +1,267 @@
+"""report.html: one self-contained page per run that opens offline (inline CSS, plots as data: PNGs).
+
+It answers, top to bottom: where did this run come from (lineage), how did the model do across
+ages (held-out c-index and final loss against age), what ran where (status grid ages x slices),
+and what failed and why (reason, exit code, log link).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import Any
+
+from agesweep.collate import Summary, format_ages, format_cost, format_duration
+
+# The plotted series' colour. Nothing else on the page uses it, so a screenshot test can tell
+# whether the plot image actually rendered.
+PLOT_COLOR = "#1f77b4"
+FAILED_COLOR = "#c62828"
+_SERIES_MARKERS = ("o", "s", "^", "D", "v", "P")
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:16px;color:#222;background:#fff}
+main{max-width:980px;margin:0 auto}
+h1{font-size:1.4em;margin:0 0 4px}h2{font-size:1.15em;margin:24px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+.verdict{display:inline-block;padding:2px 8px;border-radius:4px;font-weight:600}
+.v-ok{background:#e3f4e6;color:#1b5e20}.v-warn{background:#fff4e0;color:#8a5300}.v-bad{background:#fde7e7;color:#b71c1c}
+table{border-collapse:collapse;font-size:0.9em}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f5f5f5}
+table.lineage td:first-child{font-weight:600;white-space:nowrap}
+td.code,span.code{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:0.95em;word-break:break-all}
+td.ok{background:#e3f4e6}td.fail{background:#fde7e7}td.other{background:#fff4e0}
+.grid td{text-align:center;white-space:nowrap}
+figure{margin:0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+.notes li{color:#8a5300}
+footer{margin-top:24px;color:#777;font-size:0.8em}
+"""
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def plot_png(summary: Summary) -> bytes:
+    """Held-out c-index and final loss against age (one series per slice), failed ages marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[int, float | None, float | None]]] = {}
+    for s in summary.slices():
+        if s.succeeded and s.metrics:
+            series.setdefault(s.slice_label, []).append(
+                (s.age, s.metrics.get("heldout_c_index"), s.metrics.get("final_loss"))
+            )
+    failed_ages = summary.failed_ages
+
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), dpi=100, sharex=True)
+    panels = (("Held-out c-index", 1), ("Final loss", 2))
+    for ax, (title, column) in zip(axes, panels):
+        plotted = False
+        many = len(series) > len(_SERIES_MARKERS)
+        if many:
+            # Many slices: the mean per age with the slices' range as a band keeps the plot readable.
+            per_age: dict[int, list[float]] = {}
+            for points in series.values():
+                for point in points:
+                    if point[column] is not None:
+                        per_age.setdefault(point[0], []).append(float(point[column]))
+            ages = sorted(per_age)
+            if ages:
+                means = [sum(per_age[a]) / len(per_age[a]) for a in ages]
+                ax.fill_between(ages, [min(per_age[a]) for a in ages], [max(per_age[a]) for a in ages],
+                                color=PLOT_COLOR, alpha=0.25, linewidth=0)
+                ax.plot(ages, means, color=PLOT_COLOR, marker="o", markersize=4, linewidth=2,
+                        label=f"mean of {len(series)} slices")
+                plotted = True
+        else:
+            for n, (label, points) in enumerate(sorted(series.items())):
+                points = sorted(p for p in points if p[column] is not None)
+                if not points:
+                    continue
+                ax.plot([p[0] for p in points], [float(p[column]) for p in points], color=PLOT_COLOR,
+                        marker=_SERIES_MARKERS[n % len(_SERIES_MARKERS)], markersize=5, linewidth=2,
+                        label=f"slice {label}")
+                plotted = True
+        for age in failed_ages:
+            ax.axvline(age, color=FAILED_COLOR, linestyle=":", linewidth=1.2)
+        if failed_ages:
+            ax.plot([], [], color=FAILED_COLOR, linestyle=":", label="failed age")
+        if not plotted:
+            ax.text(0.5, 0.5, "no metrics JSON found for any succeeded job", ha="center", va="center",
+                    transform=ax.transAxes, color="#777")
+        ax.set_ylabel(title)
+        ax.grid(True, color="#e5e5e5")
+        if plotted or failed_ages:
+            ax.legend(loc="best", fontsize=8)
+    axes[-1].set_xlabel("Age")
+    axes[0].set_title(f"{summary.run_id}: metrics against age")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _lineage_rows(summary: Summary) -> list[tuple[str, str, bool]]:
+    lin = summary.lineage
+    manifest = lin.get("manifest") or {}
+    image = lin.get("image")
+    job_def = lin.get("job_definition")
+    rows = [
+        ("Run id", summary.run_id, True),
+        ("Run name", summary.run_name, False),
+        ("Manifest", f"s3://{manifest.get('bucket', '')}/{manifest.get('key', '')}"
+         + (f"  (version {manifest['version_id']})" if manifest.get("version_id") else ""), True),
+        ("Manifest sha256", str(manifest.get("sha256") or "unknown"), True),
+        ("Image", ", ".join(image) if isinstance(image, list) else str(image or "unknown"), True),
+        ("Job definition", ", ".join(job_def) if isinstance(job_def, list) else str(job_def or "unknown"), True),
+        ("Job queue", str(lin.get("job_queue") or ""), True),
+        ("Input", str(lin.get("input") or ""), True),
+        ("Output", str(lin.get("output") or ""), True),
+        ("Parameters", ", ".join(f"{k}={v}" for k, v in sorted((lin.get("parameters") or {}).items())), True),
+        ("Started", summary.started_at or "unknown", False),
+        ("Finished", summary.finished_at or "unknown", False),
+        ("Duration", format_duration(summary.duration_s), False),
+        ("Cost estimate", format_cost(summary.cost_estimate.get("cost_estimate_usd"))
+         + (f" ({summary.cost_estimate['estimate_note']})" if summary.cost_estimate.get("estimate_note") else ""), False),
+    ]
+    if lin.get("git_revision"):
+        rows.append(("Trainer revision", str(lin["git_revision"]), True))
+    return rows
+
+
+def _cell_class(status: str) -> str:
+    if status == "SUCCEEDED":
+        return "ok"
+    if status in {"FAILED", "NOT_SUBMITTED", "MISSING"}:
+        return "fail"
+    return "other"
+
+
+def status_grid_html(summary: Summary) -> str:
+    labels: list[str] = []
+    for s in summary.slices():
+        if s.slice_label not in labels:
+            labels.append(s.slice_label)
+    head = "".join(f"<th>slice {escape(label)}</th>" for label in labels)
+    rows = []
+    for age in summary.ages:
+        by_label = {s.slice_label: s for s in age.slices}
+        cells = []
+        for label in labels:
+            s = by_label.get(label)
+            if s is None:
+                cells.append("<td></td>")
+                continue
+            if s.succeeded:
+                c_index = (s.metrics or {}).get("heldout_c_index")
+                text = "OK" + (f" &middot; c {_fmt(c_index, 3)}" if c_index is not None else "")
+            else:
+                text = escape(s.status) + (f" &middot; exit {s.exit_code}" if s.exit_code is not None else "")
+            title = escape(s.status_reason or s.status, quote=True)
+            cells.append(f'<td class="{_cell_class(s.status)}" title="{title}">{text}</td>')
+        rows.append(f"<tr><th>{age.age}</th>{''.join(cells)}</tr>")
+    return f'<table class="grid"><thead><tr><th>age</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def failures_html(summary: Summary) -> str:
+    if not summary.failures:
+        return "<p>Nothing failed.</p>"
+    rows = []
+    for f in summary.failures:
+        link = f'<a href="{escape(f.log_url, quote=True)}">log</a>' if f.log_url else "no log stream"
+        rows.append(
+            f"<tr><td>{f.age}</td><td>{f.start_index}-{f.end_index}</td><td>{escape(f.status)}</td>"
+            f"<td>{escape(f.reason)}</td><td>{'' if f.exit_code is None else f.exit_code}</td>"
+            f"<td>{f.attempts}</td><td>{link}</td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>age</th><th>slice</th><th>status</th><th>reason</th><th>exit</th>"
+        f"<th>attempts</th><th>log</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def metrics_table_html(summary: Summary) -> str:
+    rows = []
+    for s in summary.slices():
+        m = s.metrics or {}
+        rows.append(
+            f"<tr><td>{s.age}</td><td>{s.slice_label}</td><td class=\"{_cell_class(s.status)}\">{escape(s.status)}</td>"
+            f"<td>{_fmt(m.get('heldout_c_index'))}</td><td>{_fmt(m.get('final_loss'))}</td>"
+            f"<td>{_fmt(m.get('n_patients'))}</td><td>{_fmt(m.get('epochs'))}</td>"
+            f"<td>{format_duration(s.duration_s) if s.duration_s is not None else ''}</td><td>{s.attempts}</td>"
+            f"<td class=\"code\">{escape(s.job_id or '')}</td></tr>"
+        )
+    return (
+        "<table><thead><tr><th>age</th><th>slice</th><th>status</th><th>c-index</th><th>final loss</th>"
+        "<th>patients</th><th>epochs</th><th>duration</th><th>attempts</th><th>job id</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def render_report(summary: Summary, uris: Mapping[str, str] | None = None) -> str:
+    """The whole page as one string; nothing in it needs the network."""
+    uris = uris or {}
+    if summary.failed == 0:
+        verdict, css = "all succeeded", "v-ok"
+    elif summary.within_tolerance:
+        verdict, css = "some failed, within tolerance", "v-warn"
+    else:
+        verdict, css = "failures above tolerance", "v-bad"
+    png = base64.b64encode(plot_png(summary)).decode("ascii")
+    code_attr = ' class="code"'
+    lineage_rows = "".join(
+        f"<tr><td>{escape(name)}</td><td{code_attr if code else ''}>{escape(value)}</td></tr>"
+        for name, value, code in _lineage_rows(summary)
+    )
+    notes = "".join(f"<li>{escape(n)}</li>" for n in summary.notes)
+    links = "".join(
+        f"<li>{escape(label)}: <span class=\"code\">{escape(uris[key])}</span></li>"
+        for key, label in (("summary_uri", "Summary"), ("retry_manifest_uri", "Retry manifest"))
+        if uris.get(key)
+    )
+    ages = sorted({a.age for a in summary.ages})
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>agesweep {escape(summary.run_id)}</title>
+<style>{_CSS}</style></head>
+<body><main>
+<h1>agesweep run <span class="code">{escape(summary.run_id)}</span></h1>
+<p><span class="verdict {css}">{verdict}</span>
+{summary.succeeded} succeeded / {summary.failed} failed of {summary.total} jobs (age &times; slice);
+ages {escape(format_ages(ages))}; {summary.failed_percent:.3g}% failed, {summary.tolerated_failure_percent:g}% tolerated.</p>
+<h2>Run</h2>
+<table class="lineage"><tbody>{lineage_rows}</tbody></table>
+<h2>Metrics against age</h2>
+<figure><img id="metrics-plot" alt="Held-out c-index and final loss against age" src="data:image/png;base64,{png}"></figure>
+<h2>Status (ages &times; slices)</h2>
+{status_grid_html(summary)}
+<h2>Failures</h2>
+{failures_html(summary)}
+<h2>All jobs</h2>
+{metrics_table_html(summary)}
+{f'<h2>Notes</h2><ul class="notes">{notes}</ul>' if notes else ''}
+{f'<h2>Files</h2><ul>{links}</ul>' if links else ''}
+<footer>Collated {escape(summary.collated_at)} by agesweep.</footer>
+</main></body></html>
+"""
+
+
+def report_for(summary: Summary | Mapping[str, Any], uris: Mapping[str, str] | None = None) -> str:
+    """Render from a Summary or from summary.json's dict (e.g. to re-render an old run)."""
+    model = summary if isinstance(summary, Summary) else Summary.model_validate(summary)
+    return render_report(model, uris)
+
+
+__all__: Sequence[str] = ("PLOT_COLOR", "plot_png", "render_report", "report_for", "status_grid_html")

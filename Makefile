@@ -37,3 +37,17 @@ bench: $(STAMP)
 
 clean:
 	rm -rf agesweep-local .aws-sam .pytest_cache
+
+## Lambda layer for `sam build` (template.yaml AgesweepLayer, BuildMethod makefile): the agesweep package and
+## its Lambda dependencies, pinned as in pyproject.toml, as Linux x86_64 / CPython 3.11 wheels on any build host.
+## boto3 is included so the botocore that the tracer pulls in matches it (the layer shadows the runtime's copy).
+build-AgesweepLayer:
+	$(eval LAYER_ROOT := $(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
+	mkdir -p "$(ARTIFACTS_DIR)/python"
+	$(PYTHON) -c 'import re, sys, tomllib; deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]; print("\n".join(d for d in deps if re.match(r"(boto3|pydantic|PyYAML|aws-lambda-powertools)(\[|==)", d)))' "$(LAYER_ROOT)pyproject.toml" > "$(ARTIFACTS_DIR)/layer-requirements.txt"
+	$(PYTHON) -m pip install -q --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)/python" \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all: \
+		-r "$(ARTIFACTS_DIR)/layer-requirements.txt"
+	rm -rf "$(ARTIFACTS_DIR)/layer-requirements.txt" "$(ARTIFACTS_DIR)/python/bin"
+	cp -R "$(LAYER_ROOT)agesweep" "$(ARTIFACTS_DIR)/python/agesweep"
+	find "$(ARTIFACTS_DIR)/python/agesweep" -name __pycache__ -prune -exec rm -rf {} +

@@ -44,6 +44,7 @@ MIN_ARRAY_SIZE = 2
 MAX_TAGS = 50  # AWS Batch tags per resource
 RESERVED_TAGS = 4  # agesweep:run_id, agesweep:age, agesweep:slice, agesweep:manifest_sha256
 MAX_USER_TAGS = MAX_TAGS - RESERVED_TAGS
+MAX_USER_TAG_CHARS = 1024  # keys + values; tags are copied into every plan item (payload limit)
 RUN_NAME_MAX = 64
 MAX_INDEX = 1_000_000_000  # patient indices; keeps job names short
 EFS_ROOT = "/data"
@@ -390,6 +391,17 @@ class Manifest(_Strict):
                 raise _problem(f"{', '.join(map(str, dupes))} listed twice (each age once)")
         return ages
 
+    @field_validator("tags")
+    @classmethod
+    def _tags_fit_the_plan(cls, tags: dict[str, str]) -> dict[str, str]:
+        chars = sum(len(k) + len(v) for k, v in tags.items())
+        if chars > MAX_USER_TAG_CHARS:
+            raise _problem(
+                f"{chars:,} characters of keys and values is too many (at most {MAX_USER_TAG_CHARS:,} in all: "
+                f"tags are copied into every job of the plan)"
+            )
+        return tags
+
     @model_validator(mode="after")
     def _output_not_input(self) -> Manifest:
         if self.output == self.input:
@@ -600,6 +612,10 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _num(limit: Any) -> str:
+    return f"{limit:g}" if isinstance(limit, float) else f"{limit:,}" if isinstance(limit, int) else str(limit)
+
+
 def _describe(err: dict[str, Any]) -> str:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     loc = err["loc"]
@@ -627,19 +643,21 @@ def _describe(err: dict[str, Any]) -> str:
     if kind == "list_type":
         return f"{_show(value)} is not a list (a list)"
     if kind == "greater_than_equal":
-        return f"{_show(value)} is too small (≥ {ctx['ge']})"
+        return f"{_show(value)} is too small (≥ {_num(ctx['ge'])})"
     if kind == "greater_than":
-        return f"{_show(value)} is too small (> {ctx['gt']})"
+        return f"{_show(value)} is too small (> {_num(ctx['gt'])})"
     if kind == "less_than_equal":
-        return f"{_show(value)} is too large (≤ {ctx['le']})"
+        return f"{_show(value)} is too large (≤ {_num(ctx['le'])})"
     if kind == "less_than":
-        return f"{_show(value)} is too large (< {ctx['lt']})"
+        return f"{_show(value)} is too large (< {_num(ctx['lt'])})"
     if kind == "string_too_long":
         return f"{len(value)} characters is too long (at most {ctx['max_length']})"
     if kind == "string_too_short":
         return f"empty (at least {ctx['min_length']} character)"
     if kind == "too_short":
         return f"has {ctx.get('actual_length', 0)} items (at least {ctx['min_length']})"
+    if kind == "too_long" and isinstance(value, str):
+        return f"{len(value)} characters is too long (at most {ctx['max_length']})"
     if kind == "too_long":
         return f"has {ctx.get('actual_length', '?')} items (at most {ctx['max_length']})"
     if kind == "literal_error":

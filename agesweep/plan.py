@@ -389,8 +389,8 @@ def plan(
     result.totals["payload_bytes"] = payload
     if payload > PAYLOAD_BUDGET:
         problems.append(
-            f"slices: the plan is {payload // 1024} KiB (at most {PAYLOAD_BUDGET // 1024} KiB, half the "
-            f"{PAYLOAD_LIMIT // 1024} KiB Step Functions payload limit: fewer ages x irregular slices, "
+            f"slices: the plan is {payload // 1024} KiB for {len(items):,} jobs (at most {PAYLOAD_BUDGET // 1024} KiB, "
+            f"half the {PAYLOAD_LIMIT // 1024} KiB Step Functions payload limit: fewer ages x irregular slices, "
             f"or equal-width contiguous slices so each age is one array job)"
         )
     if problems:

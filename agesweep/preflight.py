@@ -86,13 +86,21 @@ class Preflight:
 
     def describe_job_definition(self, ref: str) -> dict[str, Any] | None:
         """Latest ACTIVE revision for a bare name; the exact revision for name:revision or an ARN."""
-        if ":" in ref:
+        if ref.startswith("arn:"):
             found = self.batch.describe_job_definitions(jobDefinitions=[ref]).get("jobDefinitions", [])
         else:
-            found = self.batch.describe_job_definitions(jobDefinitionName=ref, status="ACTIVE").get(
-                "jobDefinitions", []
-            )
-            found = [d for d in found if d.get("jobDefinitionName") == ref]
+            # name or name:revision (filtering by name works the same on AWS and on moto)
+            name, _, revision = ref.partition(":")
+            found = [
+                d
+                for page in self.batch.get_paginator("describe_job_definitions").paginate(jobDefinitionName=name)
+                for d in page.get("jobDefinitions", [])
+                if d.get("jobDefinitionName") == name
+            ]
+            if revision:
+                found = [d for d in found if str(d.get("revision")) == revision]
+            else:
+                found = [d for d in found if d.get("status") == "ACTIVE"]
         if not found:
             return None
         return max(found, key=lambda d: d.get("revision", 0))

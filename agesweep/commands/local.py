@@ -14,7 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from agesweep import tracking
-from agesweep.local.runtime import LocalStack, SpotInterruption
+from agesweep.local.runtime import LocalStack, SimulatedFailure, SpotInterruption
 from agesweep.local.session import EXIT_INVALID, LocalRunResult, Progress, RunDidNotStart, run_manifest
 
 DEFAULT_WORKDIR = Path("agesweep-local")
@@ -88,7 +88,11 @@ def local(
     port: Annotated[int, typer.Option(help="Port of the local endpoint (default: a free one).")] = 0,
     simulate_spot_interruption: Annotated[
         list[int] | None,
-        typer.Option("--simulate-spot-interruption", help="Reclaim the host of this age's first attempt (repeatable).", hidden=True),
+        typer.Option("--simulate-spot-interruption", help="Reclaim the host of this age's first attempt (repeatable)."),
+    ] = None,
+    simulate_failure: Annotated[
+        list[int] | None,
+        typer.Option("--simulate-failure", help="Make this age's job exit non-zero (repeatable)."),
     ] = None,
 ) -> None:
     """Run a sweep end to end on this machine: the same template.yaml and sweep.asl.json that
@@ -111,6 +115,7 @@ def local(
         data_dir=data_dir,
         workers=workers or os.cpu_count() or 1,
         spot_interruptions=[SpotInterruption(age) for age in simulate_spot_interruption or []],
+        simulated_failures=[SimulatedFailure(age) for age in simulate_failure or []],
         port=port or None,
     )
     with stack:
@@ -125,6 +130,7 @@ def local(
             try:
                 with Live(console=console, refresh_per_second=4, transient=False) as live:
                     result = run_manifest(stack, manifest, on_progress=lambda p: live.update(progress_view(p)))
+                console.print()
             except RunDidNotStart as error:
                 console.print(f"[bold red]{error}[/bold red]")
                 raise typer.Exit(EXIT_INVALID) from error

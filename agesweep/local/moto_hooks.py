@@ -43,6 +43,9 @@ PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by agesweep.l
     (BaseExecutionWorkerCommunication, "terminated"),
 ]
 
+# Captured at import, before any patch: a renamed target fails here, loudly, not at run time.
+MOTO_ORIGINALS: dict[str, Any] = {f"{owner.__name__}.{name}": getattr(owner, name) for owner, name in PATCHED_TARGETS}
+
 
 class LocalRuntime(Protocol):
     """What the hooks need from local mode."""

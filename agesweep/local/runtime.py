@@ -9,6 +9,7 @@ run their job definition's real command as local processes with `/data` mapped t
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import fnmatch
 import importlib.util
@@ -85,6 +86,14 @@ class SpotInterruption:
 
 
 @dataclass
+class SimulatedFailure:
+    """Local stand-in for an application error: every attempt of this age's job exits non-zero."""
+
+    age: int
+    exit_code: int = 3
+
+
+@dataclass
 class JobEvent:
     """One Batch job status change, as local mode saw it (also sent to EventBridge)."""
 
@@ -106,6 +115,7 @@ class LocalStack:
         root: Path = REPO_ROOT,
         pseudo: Pseudo | None = None,
         spot_interruptions: list[SpotInterruption] | None = None,
+        simulated_failures: list[SimulatedFailure] | None = None,
         port: int | None = None,
     ) -> None:
         self.root = root
@@ -116,6 +126,7 @@ class LocalStack:
         self.port = port or _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.spot_interruptions = {item.age: item for item in spot_interruptions or []}
+        self.simulated_failures = {item.age: item for item in simulated_failures or []}
         self._slots = threading.BoundedSemaphore(self.workers)
         self._lambda_lock = threading.Lock()
         self._modules: dict[str, ModuleType] = {}
@@ -163,6 +174,7 @@ class LocalStack:
                 "POWERTOOLS_DEV": "false",
             }
         )
+        self._saved_config = {key: copy.deepcopy(default_user_config.get(key)) for key in ("stepfunctions", "batch", "lambda")}
         default_user_config["stepfunctions"] = {"execute_state_machine": True}
         default_user_config["batch"] = {"use_docker": False}
         default_user_config["lambda"] = {"use_docker": True}  # _invoke_lambda is replaced by a hook
@@ -187,6 +199,9 @@ class LocalStack:
 
         BackendDict.reset()  # a later stack in this process starts from an empty account
         reset_model_data()
+        from moto.core.config import default_user_config
+
+        default_user_config.update(getattr(self, "_saved_config", {}))
         for name in [name for name in sys.modules if name.startswith(f"agesweep_local_fn_")]:
             if name.endswith(f"_{id(self)}"):
                 del sys.modules[name]
@@ -597,6 +612,10 @@ class LocalStack:
             resolved.append(part)
         if resolved and resolved[0] in {"python", "python3"}:
             resolved[0] = sys.executable
+        failure = self.simulated_failures.get(self._job_age(job))
+        if failure is not None:
+            message = f"agesweep local: simulated application error for age {failure.age}"
+            resolved = [sys.executable, "-c", f"import sys; print({message!r}); sys.exit({failure.exit_code})"]
         return resolved
 
     def _mount_map(self, job: Any) -> dict[str, Path]:

@@ -1,0 +1,56 @@
+"""Local mode reads template.yaml itself: check it sees the stack `sam deploy` would create."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from agesweep.local.template import Pseudo, Resolver, load_template, read_stack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _spec():
+    return read_stack(ROOT, lambda t: Resolver(t, Pseudo(), lambda lid: f"phys:{lid}", lambda lid, attr: f"{lid}.{attr}"))
+
+
+def test_every_function_has_its_handler_on_disk() -> None:
+    spec = _spec()
+    assert set(spec.functions) >= {"StartRunFunction", "ValidateManifestFunction", "CollateResultsFunction", "FormatAlertFunction"}
+    for fn in spec.functions.values():
+        module, _, attribute = fn.handler.rpartition(".")
+        source = (fn.code_dir / f"{module}.py").read_text()
+        assert re.search(rf"^def {attribute}\(", source, re.M), fn.logical_id
+
+
+def test_state_machine_definition_is_fully_substituted() -> None:
+    spec = _spec()
+    assert "${" not in spec.definition
+    definition = json.loads(spec.definition)
+    assert definition["StartAt"] == "ValidateManifest"
+    assert "ValidateManifestFunction.Arn" in spec.definition and "CollateResultsFunction.Arn" in spec.definition
+
+
+def test_job_definition_command_is_the_trainer_with_every_ref_parameter() -> None:
+    spec = _spec()
+    command = spec.job_definition.container_properties["Command"]
+    assert command[:3] == ["python", "-m", "training.train"]
+    refs = {part.removeprefix("Ref::") for part in command if part.startswith("Ref::")}
+    assert {"start_index", "end_index", "age", "run_id", "input", "output"} <= refs
+    # every Ref:: without a default must be supplied by the planner for each job
+    assert refs - set(spec.job_definition.parameters) <= {"start_index", "end_index", "age", "run_id"}
+
+
+def test_intrinsics_resolve_like_cloudformation() -> None:
+    template = {
+        "Parameters": {"Env": {"Default": "dev"}},
+        "Conditions": {"IsProd": {"Fn::Equals": [{"Ref": "Env"}, "prod"]}},
+        "Resources": {},
+    }
+    resolver = Resolver(template, Pseudo(region="eu-west-1"), lambda lid: f"id-{lid}", lambda lid, attr: f"{lid}/{attr}")
+    assert resolver.resolve({"Fn::Sub": "${AWS::Region}-${Env}-${Bucket.Arn}"}) == "eu-west-1-dev-Bucket/Arn"
+    assert resolver.resolve({"Fn::If": ["IsProd", "a", "b"]}) == "b"
+    assert resolver.resolve({"K": {"Fn::If": ["IsProd", "a", {"Ref": "AWS::NoValue"}]}}) == {}
+    assert resolver.resolve({"Fn::Join": ["-", [{"Ref": "Queue"}, "x"]]}) == "id-Queue-x"
+    assert load_template(ROOT / "template.yaml")["Resources"]

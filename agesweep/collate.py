@@ -579,9 +579,10 @@ def summary_json(summary: Summary) -> str:
     return json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
 
 
-def _ascii(text: str) -> str:
+def ascii_line(text: str) -> str:
+    """One line of ASCII (SNS subjects allow nothing else)."""
     text = text.replace("\u2014", "-").replace("\u2013", "-").replace("\u00d7", "x")
-    text = text.encode("ascii", "replace").decode("ascii").replace("?", "_") if not text.isascii() else text
+    text = "".join(c if c.isascii() and (c.isprintable() or c.isspace()) else "_" for c in text)
     return " ".join(text.split())
 
 
@@ -597,7 +598,7 @@ def subject(summary: Summary) -> str:
     head = "agesweep "
     room = SUBJECT_MAX - len(head) - len(tail)
     run = summary.run_id if len(summary.run_id) <= room else summary.run_id[: max(room - 3, 1)] + "..."
-    return _ascii(head + run + tail)[:SUBJECT_MAX]
+    return ascii_line(head + run + tail)[:SUBJECT_MAX]
 
 
 def message(summary: Summary, uris: Mapping[str, str], region: str = "us-east-1") -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -120,12 +121,14 @@ def local(
     )
     with stack:
         if serve:
+            (stack.workdir / "endpoint.json").write_text(json.dumps(stack.names, indent=2), encoding="utf-8")
             console.print(Panel(
                 f"endpoint  {stack.endpoint}\nbucket    {stack.bucket}\nstate machine {stack.state_machine_arn}\n"
                 f"job queue {stack.job_queue_arn}\ntopic     {stack.topic_arn}\n\n"
                 f"aws --endpoint-url {stack.endpoint} s3 cp m.yaml s3://{stack.bucket}/manifests/m.yaml",
                 title="agesweep local --serve", expand=False,
             ))
+            console.print(f"[dim]names also in {stack.workdir / 'endpoint.json'}; Ctrl-C stops[/dim]")
         if manifest is not None:
             try:
                 with Live(console=console, refresh_per_second=4, transient=False) as live:

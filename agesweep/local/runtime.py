@@ -24,6 +24,7 @@ import sys
 import threading
 import time
 import uuid
+import warnings
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -307,6 +308,7 @@ class LocalStack:
             definition=spec.definition,
             roleArn=role_arn,
         )["stateMachineArn"]
+        self._create_outputs_stack()
         self.names = {
             "bucket": self.bucket,
             "topic": self.topic_arn,
@@ -315,6 +317,21 @@ class LocalStack:
             "job_definition": self.job_definition_arn,
             "endpoint": self.endpoint,
         }
+
+    def _create_outputs_stack(self) -> None:
+        """A CloudFormation stack carrying template.yaml's Outputs, so `--stack` lookups work locally."""
+        from agesweep.local.template import load_template
+
+        template = load_template(self.root / "template.yaml")
+        resolver = Resolver(template, self.pseudo, self._physical, self._attribute)
+        outputs = {
+            key: {"Value": str(resolver.resolve(value["Value"])), "Description": value.get("Description", key)}
+            for key, value in (template.get("Outputs") or {}).items()
+        }
+        body = {"Resources": {"LocalMode": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}, "Outputs": outputs}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # moto does not model WaitConditionHandle; only Outputs matter
+            self.client("cloudformation").create_stack(StackName=self.pseudo.stack_name, TemplateBody=json.dumps(body))
 
     def _create_functions(self, role_arn: str) -> None:
         assert self.spec is not None

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import queue
 import uuid
 import warnings
 import zipfile
@@ -128,7 +129,7 @@ class LocalStack:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.spot_interruptions = {item.age: item for item in spot_interruptions or []}
         self.simulated_failures = {item.age: item for item in simulated_failures or []}
-        self._slots = threading.BoundedSemaphore(self.workers)
+        self._job_queue: queue.Queue[Any] = queue.Queue()  # FIFO, like a Batch job queue
         self._lambda_lock = threading.Lock()
         self._modules: dict[str, ModuleType] = {}
         self._threads: list[threading.Thread] = []
@@ -186,8 +187,12 @@ class LocalStack:
         self._server.start()
         moto_hooks.activate(self)
         self._create_resources()
+        for index in range(self.workers):  # a compute environment of `workers` job slots
+            threading.Thread(target=self._job_worker, name=f"agesweep-local-worker-{index}", daemon=True).start()
 
     def stop(self) -> None:
+        for _ in range(self.workers):
+            self._job_queue.put(None)
         for job_id, process in list(self._processes.items()):
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
@@ -548,9 +553,21 @@ class LocalStack:
     # ------------------------------------------------------------------ Batch hook
     def start_batch_job(self, backend: Any, job: Any, include_start_attempt: bool) -> None:
         backend.backend._jobs[job.job_id] = job
-        job.status = "RUNNABLE" if include_start_attempt else "PENDING"
-        target = self._run_job if include_start_attempt else self._await_children
-        self._spawn(target, job)
+        if include_start_attempt:
+            job.status = "RUNNABLE"
+            self._job_queue.put(job)
+        else:
+            job.status = "PENDING"
+            self._spawn(self._await_children, job)
+
+    def _job_worker(self) -> None:
+        while (job := self._job_queue.get()) is not None:
+            try:
+                self._run_job(job)
+            except Exception as error:  # a broken job must not stop the worker
+                self._log(f"job {job.job_name} could not run: {type(error).__name__}: {error}")
+                job.job_stopped_reason = f"agesweep local: {type(error).__name__}: {error}"
+                job._mark_stopped(success=False)
 
     def _emit_job_change(self, job: Any) -> None:
         attempt = len(job.attempts)
@@ -591,29 +608,28 @@ class LocalStack:
     def _run_job(self, job: Any) -> None:
         strategy = job.job_definition.retry_strategy or {}
         attempts_allowed = int(strategy.get("attempts", 1))
-        with self._slots:
-            while True:
-                if job.stop:
-                    job._mark_stopped(success=False)
-                    self._emit_job_change(job)
-                    return
-                exit_code, reason = self._run_attempt(job)
-                if exit_code == 0:
-                    job.exit_code = 0
-                    job._mark_stopped(success=True)
-                    self._emit_job_change(job)
-                    return
-                job.exit_code = exit_code
-                can_retry = not job.stop and len(job.attempts) < attempts_allowed
-                if can_retry and self._retry_action(job, reason, exit_code) == "RETRY":
-                    self._log(f"job {job.job_name} attempt {len(job.attempts)} failed ({reason}); retrying")
-                    job.status = "RUNNABLE"
-                    self._emit_job_change(job)
-                    continue
-                job.job_stopped_reason = reason
+        while True:
+            if job.stop:
                 job._mark_stopped(success=False)
                 self._emit_job_change(job)
                 return
+            exit_code, reason = self._run_attempt(job)
+            if exit_code == 0:
+                job.exit_code = 0
+                job._mark_stopped(success=True)
+                self._emit_job_change(job)
+                return
+            job.exit_code = exit_code
+            can_retry = not job.stop and len(job.attempts) < attempts_allowed
+            if can_retry and self._retry_action(job, reason, exit_code) == "RETRY":
+                self._log(f"job {job.job_name} attempt {len(job.attempts)} failed ({reason}); retrying")
+                job.status = "RUNNABLE"
+                self._emit_job_change(job)
+                continue
+            job.job_stopped_reason = reason
+            job._mark_stopped(success=False)
+            self._emit_job_change(job)
+            return
 
     def _job_command(self, job: Any) -> list[str]:
         container = job.job_definition.container_properties or {}

@@ -34,6 +34,7 @@ def lambda_handler(event: S3EventNotificationEventBridgeModel, context: LambdaCo
     bucket, obj = event.detail.bucket.name, event.detail.object
     if is_folder_marker(obj.key):
         logger.info("folder marker, not a manifest: nothing started", extra={"bucket": bucket, "key": obj.key})
+        metrics.add_metric(name="IgnoredFolderMarkers", unit=MetricUnit.Count, value=1)
         return {"started": False, "reason": "folder marker"}
 
     request = execution_input(bucket, obj.key, obj.version_id)
@@ -49,6 +50,7 @@ def lambda_handler(event: S3EventNotificationEventBridgeModel, context: LambdaCo
         metrics.add_metric(name="DuplicateManifestEvents", unit=MetricUnit.Count, value=1)
         return {"run_id": run_id, "started": False, "reason": "duplicate"}
 
+    # Also reached for a redelivery while the run is still going: Step Functions then returns that execution.
     logger.info("run started", extra={**request, "execution_arn": started["executionArn"]})
     metrics.add_metric(name="RunsStarted", unit=MetricUnit.Count, value=1)
     return {"run_id": run_id, "started": True, "execution_arn": started["executionArn"]}

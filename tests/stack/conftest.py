@@ -1,0 +1,66 @@
+"""Fixtures for the stack checks: the template, the ASL, the events/ fixtures, tool paths.
+
+Env is set before any handler is imported (the handlers build boto3 clients at import time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "agesweep")
+os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "agesweep")
+os.environ.setdefault("SAM_CLI_TELEMETRY", "0")
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+ASL = ROOT / "statemachine" / "sweep.asl.json"
+EVENTS = ROOT / "events"
+
+
+def tool(name: str) -> str:
+    """A console script of this interpreter's environment (the dev extras), else one on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: pip install -e '.[dev]'")
+    return found
+
+
+def load_template() -> dict[str, Any]:
+    """template.yaml with intrinsics as plain dicts ({"Ref": ...}, {"Fn::GetAtt": [...]})."""
+    from cfnlint.decode import cfn_yaml
+
+    return cfn_yaml.load(str(TEMPLATE))
+
+
+@pytest.fixture(scope="session")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+@pytest.fixture(scope="session")
+def resources(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]
+
+
+@pytest.fixture(scope="session")
+def asl_text() -> str:
+    return ASL.read_text()
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / name).read_text())
+
+
+def tool_env() -> dict[str, str]:
+    """No credentials and no network needed: a region is enough for sam validate/cfn-lint."""
+    return {**os.environ, "AWS_DEFAULT_REGION": os.environ["AWS_DEFAULT_REGION"], "SAM_CLI_TELEMETRY": "0"}

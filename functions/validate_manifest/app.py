@@ -67,9 +67,9 @@ def read_manifest(s3: Any, bucket: str, key: str, version_id: str | None) -> byt
 def lambda_handler(event: ValidateManifestInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run_id)
     session = boto3.session.Session()
-    raw = read_manifest(session.client("s3"), event.bucket, event.key, event.version_id)
     location = {"bucket": event.bucket, "key": event.key, "version_id": event.version_id}
     try:
+        raw = read_manifest(session.client("s3"), event.bucket, event.key, event.version_id)
         plan = validate_and_plan(
             raw,
             source_name=event.key,

@@ -1,0 +1,112 @@
+"""Pre-flight checks against moto: queue, job definition, ECR image and s3:// locations."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from agesweep.errors import InputMissing, PreflightFailed
+from agesweep.manifest import parse_manifest
+from agesweep.preflight import Preflight, parse_ecr_image
+
+REGION = "us-east-1"
+DIGEST = "sha256:" + "b" * 64
+
+
+@pytest.fixture(scope="module")
+def aws() -> Iterator[dict[str, str]]:
+    """One mocked account for the module: the checks only read it. Fake env comes from conftest."""
+    with mock_aws():
+        iam, batch = boto3.client("iam", region_name=REGION), boto3.client("batch", region_name=REGION)
+        role = iam.create_role(RoleName="batch-service", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        ce = batch.create_compute_environment(
+            computeEnvironmentName="agesweep-ce", type="UNMANAGED", state="ENABLED", serviceRole=role
+        )["computeEnvironmentArn"]
+        order = [{"order": 1, "computeEnvironment": ce}]
+        queue = batch.create_job_queue(jobQueueName="agesweep-queue", state="ENABLED", priority=1, computeEnvironmentOrder=order)
+        batch.create_job_queue(jobQueueName="paused-queue", state="DISABLED", priority=1, computeEnvironmentOrder=order)
+        props = {"image": "img:1", "resourceRequirements": [{"type": "VCPU", "value": "2"}, {"type": "MEMORY", "value": "1024"}]}
+        definition = batch.register_job_definition(jobDefinitionName="agesweep-job", type="container", containerProperties=props)
+        batch.register_job_definition(jobDefinitionName="old-job", type="container", containerProperties=props)
+        batch.deregister_job_definition(jobDefinition="old-job:1")
+        ecr = boto3.client("ecr", region_name=REGION)
+        ecr.create_repository(repositoryName="aladyn")
+        pushed = ecr.put_image(
+            repositoryName="aladyn", imageTag="v1",
+            imageManifest='{"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json", '
+                          '"config": {"digest": "' + DIGEST + '"}}',
+        )["image"]["imageId"]["imageDigest"]
+        s3 = boto3.client("s3", region_name=REGION)
+        s3.create_bucket(Bucket="inputs-bucket")
+        s3.put_object(Bucket="inputs-bucket", Key="aladyn/Y_tensor.pt", Body=b"x")
+        yield {"queue": queue["jobQueueArn"], "definition": definition["jobDefinitionArn"], "digest": pushed}
+
+
+def _manifest(extra: str = "") -> object:
+    return parse_manifest(f"ages: [40]\nslices: [{{start_index: 0, end_index: 1}}]\n{extra}".encode(), "p.yaml")
+
+
+def test_everything_present_passes_and_returns_the_definition(aws: dict[str, str]) -> None:
+    m = _manifest("input: s3://inputs-bucket/aladyn\njob: {image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn:v1'}\n")
+    description = Preflight.from_session().check(m, aws["queue"], aws["definition"])
+    assert description is not None and description["jobDefinitionArn"] == aws["definition"]
+
+
+def test_names_and_revisions_resolve(aws: dict[str, str]) -> None:
+    checker = Preflight.from_session()
+    assert checker.describe_job_definition("agesweep-job")["revision"] == 1
+    assert checker.describe_job_definition("agesweep-job:1")["revision"] == 1
+    assert checker.describe_job_definition("agesweep-job:9") is None
+    assert checker.check_queue("agesweep-queue") == []
+
+
+def test_every_failure_is_reported_at_once(aws: dict[str, str]) -> None:
+    m = _manifest("job: {queue: paused-queue, definition: 'old-job:1', image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn:v9'}\n"
+                  "input: s3://inputs-bucket/missing\n")
+    with pytest.raises(PreflightFailed) as caught:
+        Preflight.from_session().check(m, "paused-queue", "old-job:1")
+    assert str(caught.value).splitlines() == [
+        "job.queue: job queue 'paused-queue' is DISABLED/VALID (an ENABLED, VALID job queue)",
+        "job.definition: job definition 'old-job:1' is INACTIVE (an ACTIVE job definition)",
+        "job.image: image '123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn:v9' not found in ECR (a pushed tag or digest)",
+        "input: no objects under s3://inputs-bucket/missing/ (the job's input files uploaded there)",
+    ]
+
+
+def test_stack_defaults_are_named_as_such(aws: dict[str, str]) -> None:
+    with pytest.raises(PreflightFailed) as caught:
+        Preflight.from_session().check(_manifest(), "no-such-queue", "no-such-job")
+    assert str(caught.value).splitlines() == [
+        "job.queue (stack default): job queue 'no-such-queue' not found (an existing job queue name or ARN)",
+        "job.definition (stack default): job definition 'no-such-job' not found "
+        "(an ACTIVE job definition name, name:revision or ARN)",
+    ]
+
+
+def test_missing_inputs_alone_are_input_missing(aws: dict[str, str]) -> None:
+    with pytest.raises(InputMissing) as caught:
+        Preflight.from_session().check(_manifest("input: s3://no-such-bucket/x\n"), aws["queue"], aws["definition"])
+    assert str(caught.value) == "input: bucket 'no-such-bucket' does not exist (an existing bucket)"
+
+
+def test_missing_output_bucket_is_a_preflight_failure(aws: dict[str, str]) -> None:
+    with pytest.raises(PreflightFailed, match="^output: bucket 'no-out' does not exist"):
+        Preflight.from_session().check(_manifest("output: s3://no-out/o\n"), aws["queue"], aws["definition"])
+
+
+def test_unknown_repository_and_digest_lookup(aws: dict[str, str]) -> None:
+    checker = Preflight.from_session()
+    assert checker.check_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn@{aws['digest']}") == []
+    assert checker.check_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn@{DIGEST}") != []
+    assert checker.check_image("123456789012.dkr.ecr.us-east-1.amazonaws.com/nope:v1")[0].startswith(
+        "job.image: ECR repository 'nope' not found")
+    assert checker.check_image("public.ecr.aws/docker/library/python:3.11") == []  # not a private ECR image
+
+
+def test_parse_ecr_image() -> None:
+    assert parse_ecr_image("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/aladyn:v1") == {
+        "registry": "123456789012", "region": "eu-west-1", "repo": "team/aladyn", "tag": "v1"}
+    assert parse_ecr_image("python:3.11") is None

@@ -443,36 +443,44 @@ class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  
     """Safe loader that also rejects duplicate keys (PyYAML silently keeps the last one)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
+        seen: set[tuple[str, str]] = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, list | dict):
+            if not isinstance(key_node, yaml.ScalarNode):
                 raise yaml.constructor.ConstructorError(None, None, "a key is a list or mapping", key_node.start_mark)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
+            ident = (key_node.tag, key_node.value)  # compared as written: cheaper than constructing keys
+            if ident in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
+                )
+            seen.add(ident)
         return super().construct_mapping(node, deep=deep)
 
 
 def _check_node_tree(root: yaml.Node) -> None:
     """Reject aliases (the billion-laughs vector; a manifest never needs them) and deep nesting."""
-    stack: list[tuple[yaml.Node, int]] = [(root, 1)]
     seen: set[int] = set()
-    while stack:
-        node, depth = stack.pop()
-        if id(node) in seen:
-            raise ManifestInvalid(
-                [f"manifest: YAML alias of the anchor at line {node.start_mark.line + 1} (no anchors/aliases; write values out)"]
-            )
-        seen.add(id(node))
+    level: list[yaml.Node] = [root]
+    depth = 1
+    while level:
         if depth > MAX_YAML_DEPTH:
-            raise ManifestInvalid([f"manifest: nested deeper than {MAX_YAML_DEPTH} levels at line {node.start_mark.line + 1} (a flat manifest)"])
-        if isinstance(node, yaml.SequenceNode):
-            stack.extend((child, depth + 1) for child in node.value)
-        elif isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                stack.append((k, depth + 1))
-                stack.append((v, depth + 1))
+            line = level[0].start_mark.line + 1
+            raise ManifestInvalid([f"manifest: nested deeper than {MAX_YAML_DEPTH} levels at line {line} (a flat manifest)"])
+        below: list[yaml.Node] = []
+        for node in level:
+            if id(node) in seen:
+                line = node.start_mark.line + 1
+                raise ManifestInvalid(
+                    [f"manifest: YAML alias of the anchor at line {line} (no anchors/aliases; write values out)"]
+                )
+            seen.add(id(node))
+            if isinstance(node, yaml.SequenceNode):
+                below.extend(node.value)
+            elif isinstance(node, yaml.MappingNode):
+                for key, value in node.value:
+                    below.append(key)
+                    below.append(value)
+        level = below
+        depth += 1
 
 
 def _yaml_error(exc: yaml.YAMLError) -> str:

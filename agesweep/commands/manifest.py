@@ -162,7 +162,8 @@ def plan(
         )
     out.print(table)
     totals, cost = result["totals"], result["totals"]["cost_estimate_usd"]
-    out.print("* the job definition's value", markup=False)
+    if any(not item["container_overrides"].get("ResourceRequirements") for item in result["items"]):
+        out.print("* the job definition's value (no override)", markup=False)
     out.print(
         f"Jobs: {totals['jobs']} ({totals['array_jobs']} array jobs, {totals['child_jobs']} Batch jobs in all) · "
         f"queue {result['job_queue']} · definition {result['job_definition']['ref']}"

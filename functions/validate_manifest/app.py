@@ -6,6 +6,7 @@ job is ever submitted for a manifest that fails here.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import boto3
@@ -27,6 +28,16 @@ tracer = Tracer()
 metrics = Metrics()
 
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchVersion", "404", "NotFound"}
+_clients: dict[tuple[str, str | None, str | None], Any] = {}
+
+
+def _client(service: str) -> Any:
+    """Clients are made once per container and reused by warm invocations (keyed by endpoint and
+    region too, so local mode's in-process runs against a new moto server get a new client)."""
+    key = (service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    if key not in _clients:
+        _clients[key] = boto3.session.Session().client(service)
+    return _clients[key]
 
 
 class ValidateManifestInput(BaseModel):
@@ -66,17 +77,16 @@ def read_manifest(s3: Any, bucket: str, key: str, version_id: str | None) -> byt
 @event_parser(model=ValidateManifestInput)
 def lambda_handler(event: ValidateManifestInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.run_id)
-    session = boto3.session.Session()
     location = {"bucket": event.bucket, "key": event.key, "version_id": event.version_id}
     try:
-        raw = read_manifest(session.client("s3"), event.bucket, event.key, event.version_id)
+        raw = read_manifest(_client("s3"), event.bucket, event.key, event.version_id)
         plan = validate_and_plan(
             raw,
             source_name=event.key,
             stack=StackConfig.from_env(),
             run_id=event.run_id,
             manifest_location=location,
-            preflight=Preflight.from_session(session),
+            preflight=Preflight(_client("batch"), _client("ecr"), _client("s3")),
         )
     except AgesweepError as exc:
         metrics.add_metric(name=type(exc).__name__, unit=MetricUnit.Count, value=1)

@@ -42,7 +42,8 @@ def aws() -> Iterator[dict[str, str]]:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="inputs-bucket")
         s3.put_object(Bucket="inputs-bucket", Key="aladyn/Y_tensor.pt", Body=b"x")
-        yield {"queue": queue["jobQueueArn"], "definition": definition["jobDefinitionArn"], "digest": pushed}
+        yield {"queue": queue["jobQueueArn"], "definition": definition["jobDefinitionArn"], "digest": pushed,
+               "checker": Preflight(batch, ecr, s3)}
 
 
 def _manifest(extra: str = "") -> object:
@@ -51,12 +52,12 @@ def _manifest(extra: str = "") -> object:
 
 def test_everything_present_passes_and_returns_the_definition(aws: dict[str, str]) -> None:
     m = _manifest("input: s3://inputs-bucket/aladyn\njob: {image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn:v1'}\n")
-    description = Preflight.from_session().check(m, aws["queue"], aws["definition"])
+    description = aws["checker"].check(m, aws["queue"], aws["definition"])
     assert description is not None and description["jobDefinitionArn"] == aws["definition"]
 
 
 def test_names_and_revisions_resolve(aws: dict[str, str]) -> None:
-    checker = Preflight.from_session()
+    checker = aws["checker"]
     assert checker.describe_job_definition("agesweep-job")["revision"] == 1
     assert checker.describe_job_definition("agesweep-job:1")["revision"] == 1
     assert checker.describe_job_definition("agesweep-job:9") is None
@@ -67,7 +68,7 @@ def test_every_failure_is_reported_at_once(aws: dict[str, str]) -> None:
     m = _manifest("job: {queue: paused-queue, definition: 'old-job:1', image: '123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn:v9'}\n"
                   "input: s3://inputs-bucket/missing\n")
     with pytest.raises(PreflightFailed) as caught:
-        Preflight.from_session().check(m, "paused-queue", "old-job:1")
+        aws["checker"].check(m, "paused-queue", "old-job:1")
     assert str(caught.value).splitlines() == [
         "job.queue: job queue 'paused-queue' is DISABLED/VALID (an ENABLED, VALID job queue)",
         "job.definition: job definition 'old-job:1' is INACTIVE (an ACTIVE job definition)",
@@ -78,7 +79,7 @@ def test_every_failure_is_reported_at_once(aws: dict[str, str]) -> None:
 
 def test_stack_defaults_are_named_as_such(aws: dict[str, str]) -> None:
     with pytest.raises(PreflightFailed) as caught:
-        Preflight.from_session().check(_manifest(), "no-such-queue", "no-such-job")
+        aws["checker"].check(_manifest(), "no-such-queue", "no-such-job")
     assert str(caught.value).splitlines() == [
         "job.queue (stack default): job queue 'no-such-queue' not found (an existing job queue name or ARN)",
         "job.definition (stack default): job definition 'no-such-job' not found "
@@ -88,22 +89,27 @@ def test_stack_defaults_are_named_as_such(aws: dict[str, str]) -> None:
 
 def test_missing_inputs_alone_are_input_missing(aws: dict[str, str]) -> None:
     with pytest.raises(InputMissing) as caught:
-        Preflight.from_session().check(_manifest("input: s3://no-such-bucket/x\n"), aws["queue"], aws["definition"])
+        aws["checker"].check(_manifest("input: s3://no-such-bucket/x\n"), aws["queue"], aws["definition"])
     assert str(caught.value) == "input: bucket 'no-such-bucket' does not exist (an existing bucket)"
 
 
 def test_missing_output_bucket_is_a_preflight_failure(aws: dict[str, str]) -> None:
     with pytest.raises(PreflightFailed, match="^output: bucket 'no-out' does not exist"):
-        Preflight.from_session().check(_manifest("output: s3://no-out/o\n"), aws["queue"], aws["definition"])
+        aws["checker"].check(_manifest("output: s3://no-out/o\n"), aws["queue"], aws["definition"])
 
 
 def test_unknown_repository_and_digest_lookup(aws: dict[str, str]) -> None:
-    checker = Preflight.from_session()
+    checker = aws["checker"]
     assert checker.check_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn@{aws['digest']}") == []
     assert checker.check_image(f"123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn@{DIGEST}") != []
     assert checker.check_image("123456789012.dkr.ecr.us-east-1.amazonaws.com/nope:v1")[0].startswith(
         "job.image: ECR repository 'nope' not found")
     assert checker.check_image("public.ecr.aws/docker/library/python:3.11") == []  # not a private ECR image
+
+
+def test_from_session_makes_the_three_clients(aws: dict) -> None:
+    checker = Preflight.from_session(boto3.session.Session(region_name=REGION))
+    assert [c.meta.service_model.service_name for c in (checker.batch, checker.ecr, checker.s3)] == ["batch", "ecr", "s3"]
 
 
 def test_parse_ecr_image() -> None:

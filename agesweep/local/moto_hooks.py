@@ -25,6 +25,8 @@ from moto.moto_api import state_manager
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
 )
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.utilities.arns import parse_arn
 
@@ -41,6 +43,7 @@ PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by agesweep.l
     (Job, "_mark_stopped"),
     (Rule, "send_to_targets"),
     (BaseExecutionWorkerCommunication, "terminated"),
+    (Environment, "set_error"),
 ]
 
 # Captured at import, before any patch: a renamed target fails here, loudly, not at run time.
@@ -173,3 +176,16 @@ def install() -> None:
             _active.execution_terminated(self.execution)
 
     BaseExecutionWorkerCommunication.terminated = terminated  # type: ignore[method-assign]
+
+    # Defect: StopExecution during a Map makes each iteration raise with ProgramStopped.error (a
+    # str) where event details are expected; the AttributeError then overwrote the stopped state
+    # with States.Runtime, so the execution ended FAILED instead of ABORTED. Once stopped, an
+    # execution stays stopped (as in AWS).
+    original_set_error = Environment.set_error
+
+    def set_error(self: Environment, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return None
+        return original_set_error(self, error)
+
+    Environment.set_error = set_error  # type: ignore[method-assign]

@@ -18,9 +18,11 @@ app = typer.Typer(
 from agesweep.commands import manifest as manifest_commands  # noqa: E402
 
 from agesweep.commands import local as local_commands  # noqa: E402
+from agesweep.commands import ops as ops_commands  # noqa: E402
 
 manifest_commands.register(app)
 local_commands.register(app)
+ops_commands.register(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -12,17 +12,13 @@ import typer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
-from rich.table import Table
 
 from agesweep import tracking
+from agesweep.console import age_table
 from agesweep.local.runtime import LocalStack, SimulatedFailure, SpotInterruption
 from agesweep.local.session import EXIT_INVALID, LocalRunResult, Progress, RunDidNotStart, run_manifest
 
 DEFAULT_WORKDIR = Path("agesweep-local")
-_STATUS_STYLE = {
-    "SUCCEEDED": "green", "FAILED": "bold red", "RUNNING": "cyan", "STARTING": "cyan",
-    "RUNNABLE": "yellow", "PENDING": "yellow", "SUBMITTED": "yellow", "NOT SUBMITTED": "dim",
-}
 
 
 def ensure_input_data(data_dir: Path, console: Console) -> None:
@@ -36,10 +32,6 @@ def ensure_input_data(data_dir: Path, console: Console) -> None:
     synth.generate(input_dir)
 
 
-def _fmt_elapsed(seconds: float | None) -> str:
-    return "" if seconds is None else f"{seconds:5.1f}s"
-
-
 def progress_view(progress: Progress) -> Group:
     counts = tracking.totals(progress.rows)
     header = (
@@ -47,19 +39,9 @@ def progress_view(progress: Progress) -> Group:
         f"{time.time() - progress.started:.0f}s · "
         + " · ".join(f"{status.lower()} {count}" for status, count in sorted(counts.items()))
     )
-    table = Table(show_edge=False, pad_edge=False, expand=False)
-    for column in ("age", "status", "attempt", "elapsed", "slices", "reason"):
-        table.add_column(column)
-    for row in progress.rows:
-        slices = ", ".join(f"{s.lower()} {n}" for s, n in row.children.items()) if row.array_size else ""
-        style = _STATUS_STYLE.get(row.status, "")
-        table.add_row(
-            str(row.age), f"[{style}]{row.status}[/{style}]" if style else row.status,
-            str(row.attempts or ""), _fmt_elapsed(row.elapsed_s()), slices, (row.status_reason or "")[:60],
-        )
     if not progress.rows:
         return Group(header, "[dim]validating the manifest…[/dim]")
-    return Group(header, table)
+    return Group(header, age_table(progress.rows))
 
 
 def print_result(console: Console, result: LocalRunResult) -> None:

@@ -643,7 +643,7 @@ def read_summary(stack: Stack, run_id: str) -> dict[str, Any] | None:
 
 
 def list_runs(stack: Stack, limit: int = 20) -> list[RunSummary]:
-    """The newest executions of the stack's state machine, with counts once collated."""
+    """The newest executions of the stack's state machine, with (age, slice) counts once collated."""
     sfn = stack.client("stepfunctions")
     executions: list[dict[str, Any]] = []
     with aws_errors():

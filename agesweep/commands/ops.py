@@ -186,7 +186,7 @@ def status_view(status: ops.RunStatus) -> Group:
     if status.finished:
         if status.collated:
             c = status.collated
-            parts.append(f"[bold]{c.get('succeeded')} of {c.get('total')} ages succeeded, {c.get('failed')} failed[/bold]")
+            parts.append(f"[bold]{c.get('succeeded')} of {c.get('total')} (age, slice) pairs succeeded, {c.get('failed')} failed[/bold]")
         if status.error or status.cause:
             parts.append(Text(f"{status.status}: {status.error or ''} {(status.cause or '')[:500]}".rstrip(), style="red"))
         if status.counts.get("FAILED"):
@@ -277,8 +277,8 @@ def runs(
 ) -> None:
     """List the stack's recent runs with outcome and duration, newest first.
 
-    Each run: status, start, duration and — once collated — how many ages succeeded and
-    failed (from runs/<run_id>/summary.json).
+    Each run: status, start, duration and — once collated — how many (age, slice) pairs
+    succeeded and failed, of how many (from runs/<run_id>/summary.json).
 
     Exit codes: 0 listed, 2 unknown stack or AWS problem.
     """
@@ -294,7 +294,7 @@ def runs(
         return
     table = Table(title=f"runs of {found.name} (newest first)", title_justify="left", show_edge=False, pad_edge=False)
     for column, justify in (("run id", "left"), ("status", "left"), ("started", "left"), ("duration", "right"),
-                            ("ok", "right"), ("failed", "right"), ("ages", "right")):
+                            ("ok", "right"), ("failed", "right"), ("of", "right")):
         table.add_column(column, justify=justify, no_wrap=column == "run id")  # type: ignore[arg-type]
     for r in listed:
         def count(value: int | None) -> str:

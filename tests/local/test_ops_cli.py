@@ -67,7 +67,7 @@ def test_submit_watch_logs_runs_and_retry_of_a_failed_age(make_stack, tmp_path: 
     assert watched.exit_code == 1, watched.output
     assert "age 51: " in watched.stdout and "→ FAILED (Essential container in task exited)" in watched.stdout
     assert "age 50: " in watched.stdout and "→ SUCCEEDED" in watched.stdout
-    assert "1 of 2 ages succeeded, 1 failed" in watched.stdout
+    assert "1 of 2 (age, slice) pairs succeeded, 1 failed" in watched.stdout
     assert f"agesweep retry {run_id}" in watched.stdout
 
     status = cli("status", run_id, *STACK, "--json")

@@ -103,6 +103,9 @@ def plot_png(summary: Summary) -> bytes:
         ax.grid(True, color="#e5e5e5")
         if plotted or failed_ages:
             ax.legend(loc="best", fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1].set_xlabel("Age")
     axes[0].set_title(f"{summary.run_id}: metrics against age")
     fig.tight_layout()

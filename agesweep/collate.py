@@ -255,7 +255,8 @@ def job_facts(desc: Mapping[str, Any]) -> dict[str, Any]:
 
 def item_slices(item: Mapping[str, Any]) -> list[tuple[int, int]]:
     """The (start, end) pairs one plan item trains, in array-index order."""
-    params = item.get("parameters") or {}
+    params = {**{k: item[k] for k in ("start_index", "end_index", "slice_size") if item.get(k) is not None},
+              **(item.get("parameters") or {})}
     array_size = int(item.get("array_size") or 0)
     slice_size = int(params.get("slice_size") or 0)
     if array_size >= 2 and slice_size > 0 and "start_index" in params and "end_index" in params:
@@ -293,18 +294,28 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_cost(cost: Mapping[str, Any] | float | None) -> str:
-    """Human text for plan["totals"]["cost_estimate_usd"] (a number or a dict of named numbers)."""
+    """Human text for plan["totals"]["cost_estimate_usd"] (a number, or the planner's dict of named figures)."""
     if cost is None or cost == {}:
         return "not estimated"
     if isinstance(cost, (int, float)):
         return f"${cost:,.2f}"
+    if "compute_spot_at_timeout" in cost:
+        text = f"up to ${cost['compute_spot_at_timeout']:,.2f} on spot"
+        if isinstance(cost.get("compute_on_demand_at_timeout"), (int, float)):
+            text += f" (${cost['compute_on_demand_at_timeout']:,.2f} on-demand)"
+        if isinstance(cost.get("step_functions"), (int, float)):
+            text += f" + ${cost['step_functions']:,.4g} Step Functions"
+        if cost.get("vcpu_hours_at_timeout"):
+            text += f"; at most {cost['vcpu_hours_at_timeout']:g} vCPU-hours"
+        if cost.get("gpu_hours_at_timeout"):
+            text += f", {cost['gpu_hours_at_timeout']:g} GPU-hours"
+        return text
     parts = []
     for name, value in cost.items():
         label = str(name).replace("_usd", "").replace("_", " ")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            parts.append(f"{label} ${value:,.2f}")
-        elif isinstance(value, str):
-            parts.append(f"{label} {value}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        parts.append(f"{label} {value:g}" if "hours" in label else f"{label} ${value:,.2f}")
     return ", ".join(parts) if parts else "not estimated"
 
 

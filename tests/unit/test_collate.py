@@ -98,6 +98,9 @@ def test_array_item_slices_follow_the_index_contract() -> None:
     item = {"array_size": 3, "parameters": {"start_index": "100", "end_index": "350", "slice_size": "100"}}
     assert collate.item_slices(item) == [(100, 200), (200, 300), (300, 350)]
     assert collate.item_slices({"array_size": 0, "slices": [[5, 9]], "parameters": {}}) == [(5, 9)]
+    # The planner's array items carry slices: None and the bounds at the top level too.
+    planned = {"array_size": 2, "start_index": 0, "end_index": 150, "slice_size": 100, "slices": None, "parameters": {}}
+    assert collate.item_slices(planned) == [(0, 100), (100, 150)]
 
 
 def test_metrics_keys_round_trip() -> None:
@@ -198,3 +201,38 @@ def test_format_helpers() -> None:
     assert collate.format_ages([45, 40, 41, 42, 50, 51]) == "40-42, 45, 50-51"
     assert collate.format_duration(7980) == "2h 13m" and collate.format_duration(None) == "unknown"
     assert collate.format_cost(12.3) == "$12.30" and collate.format_cost(None) == "not estimated"
+    planner = {"step_functions": 0.0043, "compute_spot_at_timeout": 19.2, "compute_on_demand_at_timeout": 61.44,
+               "vcpu_hours_at_timeout": 512.0, "gpu_hours_at_timeout": 0.0, "prices": {"region": "us-east-1"}}
+    assert collate.format_cost(planner) == (
+        "up to $19.20 on spot ($61.44 on-demand) + $0.0043 Step Functions; at most 512 vCPU-hours")
+
+
+def test_collates_a_plan_from_the_real_planner() -> None:
+    """The planner's array items (slices None, bounds at the top level) collate into per-slice outcomes."""
+    from agesweep.manifest import parse_manifest
+    from agesweep.plan import plan as make_plan
+    from agesweep.stack import StackConfig
+
+    text = b"run_name: demo\nages: {from: 50, to: 52}\nslices: {size: 2500, total: 10000}\n"
+    planned = make_plan(parse_manifest(text, "demo.yaml"), StackConfig(bucket_name="stack-bucket"), "demo-0123456789ab",
+                        manifest_location={"bucket": "stack-bucket", "key": "manifests/demo.yaml", "version_id": "v1"}
+                        ).model_dump(mode="json")
+    assert [i["array_size"] for i in planned["items"]] == [4, 4, 4]
+    results, children = [], {}
+    for item in planned["items"]:
+        parent = f"job-{item['age']}"
+        failed_child = 2 if item["age"] == 51 else None
+        status = "FAILED" if failed_child is not None else "SUCCEEDED"
+        results.append({"age": item["age"], "job_name": item["job_name"], "array_size": 4, "status": status,
+                        **({"job": {"JobId": parent, "Status": status}} if status == "SUCCEEDED" else
+                           {"error": {"Error": "States.TaskFailed", "Cause": json.dumps({"JobId": parent, "Status": "FAILED"})}})})
+        children[parent] = [{"jobId": f"{parent}:{i}", "status": "FAILED" if i == failed_child else "SUCCEEDED",
+                             "statusReason": "Essential container in task exited" if i == failed_child else None,
+                             "arrayProperties": {"index": i}} for i in range(4)]
+    summary = collate.collate(planned, results, {}, children, {})
+    assert (summary.total, summary.failed) == (12, 1)
+    assert collate.failed_pairs(summary) == [(51, 5000, 7500)]
+    assert summary.ages[1].status == "FAILED" and summary.ages[0].status == "SUCCEEDED"
+    docs = collate.retry_manifests({"run_name": "demo", "ages": {"from": 50, "to": 52},
+                                    "slices": {"size": 2500, "total": 10000}}, collate.failed_pairs(summary))
+    assert docs == [{"run_name": "demo-retry", "ages": [51], "slices": [{"start_index": 5000, "end_index": 7500}]}]

@@ -1,0 +1,94 @@
+"""Slicing, age capping and the one-line errors for bad inputs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import layout
+from training.data import InputError, load_slice, standardise
+from training.train import resolve_slice
+
+
+def _load(base: Path, start: int = 10, end: int = 50, age: int = 55):
+    return load_slice(base, start, end, age, layout.ENROLLMENT_MODEL_FILE)
+
+
+def test_slice_selects_rows_and_standardises_within_it(tiny_inputs):
+    data = _load(tiny_inputs, 10, 50)
+    e = torch.load(tiny_inputs / layout.E_FILE)
+    g = torch.load(tiny_inputs / layout.G_FILE)
+    assert (data.start, data.stop, data.n_patients) == (10, 50, 40)
+    assert torch.equal(data.exit_time, e[10:50])
+    assert data.g.shape == (40, g.shape[1] + 1)  # sex appended
+    torch.testing.assert_close(data.g[:, :-1], standardise(g[10:50]))
+    torch.testing.assert_close(data.g.mean(dim=0), torch.zeros(g.shape[1] + 1), atol=1e-5, rtol=0)
+
+
+def test_end_beyond_the_cohort_is_clipped(tiny_inputs):
+    data = _load(tiny_inputs, 60, 10_000)
+    assert (data.start, data.stop) == (60, 80)
+
+
+def test_age_capping_hides_everything_after_the_age(tiny_inputs):
+    age = 48
+    data = _load(tiny_inputs, 0, 80, age)
+    y = torch.load(tiny_inputs / layout.Y_FILE)[0:80]
+    cap = age - layout.AGE_OFFSET
+    assert torch.equal(data.exit_time_capped, torch.minimum(data.exit_time, torch.tensor(cap)))
+    assert data.exit_time.max() > cap  # the fixture really has later exits to hide
+    later = data.exit_time > cap
+    assert not data.y_at_capped_exit[later].any()  # an onset after the age is not an event at it
+    assert torch.equal(data.y_at_exit, y.gather(2, data.exit_time[..., None])[..., 0].bool())
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "size", "index", "expected"),
+    [
+        (0, 10_000, 0, "3", (0, 10_000)),  # no slicing: the array index is ignored
+        (0, 10_000, 2_500, "1", (2_500, 5_000)),
+        (1_000, 9_000, 3_000, "2", (7_000, 9_000)),  # last child clipped to end_index
+        (0, 500, 200, None, (0, 500)),  # slice_size without an array: the whole range
+    ],
+)
+def test_array_index_selects_the_slice(start, end, size, index, expected):
+    assert resolve_slice(start, end, size, index) == expected
+
+
+@pytest.mark.parametrize(("start", "end", "size", "index"), [(0, 0, 0, None), (10, 5, 0, None), (0, 100, 50, "2")])
+def test_empty_slices_are_rejected(start, end, size, index):
+    with pytest.raises(InputError, match="empty slice"):
+        resolve_slice(start, end, size, index)
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: (d / layout.G_FILE).unlink(), "missing input file"),
+        (lambda d: torch.save(torch.zeros(80, 5), d / layout.E_FILE), r"E_matrix.pt: expected shape \[80, 6\]"),
+        (lambda d: torch.save(torch.zeros(80, 6, 52, 1), d / layout.Y_FILE), "expected 3 dimensions"),
+        (lambda d: torch.save({"signature_refs": torch.zeros(4)}, d / layout.REFERENCES_FILE), "phi in"),
+        (lambda d: (d / layout.COVARIATES_FILE).write_text("eid,age\n1,50\n"), "no 'sex' column"),
+        (lambda d: torch.save(torch.full((80, 6), 99), d / layout.E_FILE), "exit times must lie in"),
+    ],
+)
+def test_bad_inputs_name_the_problem(tiny_inputs, tmp_path, change, message):
+    base = _copy(tiny_inputs, tmp_path / "in")
+    change(base)
+    with pytest.raises(InputError, match=message):
+        _load(base)
+
+
+def test_age_outside_the_range_and_start_beyond_the_cohort(tiny_inputs):
+    with pytest.raises(InputError, match="outside 40..79"):
+        _load(tiny_inputs, age=80)
+    with pytest.raises(InputError, match="beyond the 80 patients"):
+        _load(tiny_inputs, 80, 100)

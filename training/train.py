@@ -1,0 +1,333 @@
+"""``python -m training.train``: fit the fixed-phi Aladyn model for one age on one patient slice.
+
+A drop-in for the reference job (same flags, inputs and output names; docs/internals.md), which
+resumes from its own checkpoint after a spot interruption and skips work already finished.
+
+Exit codes: 0 done (or already done: skipped); 1 upload of the metrics failed (retry resumes);
+2 bad input, one line on stderr; 143 stopped by SIGTERM after writing a checkpoint (130: SIGINT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from training import layout
+from training.data import InputError, SliceData, load_slice
+from training.evaluate import heldout_c_index
+from training.model import build_problem, initial_parameters, predict_pi, total_loss
+from training.optim import Adam
+from training.storage import fetch_inputs, put_json, save_tensor_file, save_text
+
+LINEAGE_ENV = {
+    "job_id": "AWS_BATCH_JOB_ID",
+    "attempt": "AWS_BATCH_JOB_ATTEMPT",
+    "array_index": "AWS_BATCH_JOB_ARRAY_INDEX",
+    "image": "AGESWEEP_IMAGE",
+    "job_definition": "AGESWEEP_JOB_DEFINITION",
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 2)[2],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--start_index", type=int, required=True, help="first patient row of the slice")
+    parser.add_argument("--end_index", type=int, required=True, help="end of the slice (exclusive, clipped to N)")
+    parser.add_argument(
+        "--slice_size", type=int, default=0,
+        help="0: one slice; S > 0 with AWS_BATCH_JOB_ARRAY_INDEX=i trains start+i*S .. min(start+(i+1)*S, end)",
+    )
+    parser.add_argument("--base_data_path", required=True, help="input folder or s3:// prefix")
+    parser.add_argument("--output_dir", required=True, type=Path, help="outputs go to <output_dir>/<run_id>/age_<AGE>/")
+    parser.add_argument("--age", type=int, required=True, help=f"target age, {layout.AGE_MIN}..{layout.AGE_MAX}")
+    parser.add_argument("--run_id", default="manual", help="names the run folder; reruns of one run resume or skip")
+    parser.add_argument("--epochs", type=int, default=200)
+    parser.add_argument("--learning_rate", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--checkpoint_every", type=int, default=20, help="epochs between checkpoints (0: only on stop/end)")
+    parser.add_argument("--log_every", type=int, default=10, help="epochs between loss records and progress lines")
+    parser.add_argument("--results_uri", default="none", help="s3://bucket/prefix/ for the metrics copy, or none")
+    parser.add_argument("--enrollment_model", default=layout.ENROLLMENT_MODEL_FILE, help="file in base_data_path with phi, psi")
+    parser.add_argument(
+        "--cache_dir", type=Path, default=Path(tempfile.gettempdir()) / "agesweep-inputs",
+        help="where s3:// inputs are downloaded",
+    )
+    return parser.parse_args(argv)
+
+
+def resolve_slice(start: int, end: int, slice_size: int, array_index: str | None) -> tuple[int, int]:
+    """The (start, end) this job trains; an array child i takes the i-th slice_size-wide piece."""
+    if slice_size < 0:
+        raise InputError(f"slice_size must be >= 0, got {slice_size}")
+    if slice_size and array_index not in (None, ""):
+        try:
+            index = int(array_index)
+        except ValueError:
+            raise InputError(f"AWS_BATCH_JOB_ARRAY_INDEX is not an integer: {array_index!r}") from None
+        start = start + index * slice_size
+        end = min(start + slice_size, end)
+    if start < 0 or end <= start:
+        raise InputError(f"empty slice: start_index {start}, end_index {end}")
+    return start, end
+
+
+class StopSignal:
+    """Turns SIGTERM/SIGINT into a flag the epoch loop checks, so the job checkpoints and exits."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignal:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        self.signum = signum
+
+
+def _git_revision() -> str | None:
+    if os.environ.get("AGESWEEP_GIT_REVISION"):
+        return os.environ["AGESWEEP_GIT_REVISION"]
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=2
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def lineage(args: argparse.Namespace, run_id: str) -> dict:
+    env = {name: os.environ.get(var) or None for name, var in LINEAGE_ENV.items()}
+    env["attempt"] = int(env["attempt"]) if env["attempt"] and env["attempt"].isdigit() else env["attempt"]
+    parameters = {
+        name: (str(value) if isinstance(value, Path) else value)
+        for name, value in vars(args).items()
+        if name not in ("cache_dir",)
+    }
+    return {
+        "run_id": run_id,
+        **env,
+        "input": args.base_data_path,
+        "parameters": parameters,
+        "torch": torch.__version__.split("+")[0],
+        "python": platform.python_version(),
+        "git_revision": _git_revision(),
+    }
+
+
+def _fingerprint(args: argparse.Namespace, data: SliceData, start: int, end: int) -> dict:
+    """What a checkpoint must match to be resumed: same slice, age, seed, step size and shapes."""
+    return {
+        "start_index": start, "end_index": end, "age": args.age, "seed": args.seed,
+        "learning_rate": args.learning_rate, "shape": [data.n_patients, *data.phi.shape],
+    }
+
+
+def _load_checkpoint(path: Path, fingerprint: dict, epochs: int) -> dict | None:
+    """The newest valid checkpoint of this (run, age, slice): the current file or the one before.
+    One made with other parameters is an error: resuming it would be wrong, replacing it clobbers."""
+    found = []
+    for candidate in (path, path.with_name(path.name + ".prev")):
+        if not candidate.is_file():
+            continue
+        try:
+            state = torch.load(candidate, map_location="cpu", weights_only=True)
+            epoch = int(state["epoch"])
+            saved_fingerprint = state["fingerprint"]
+        except Exception as error:  # noqa: BLE001 - an unreadable checkpoint is skipped, not fatal
+            print(f"ignoring unreadable checkpoint {candidate.name}: {error}", flush=True)
+            continue
+        if saved_fingerprint != fingerprint or epoch > epochs:
+            raise InputError(
+                f"{candidate} was written with other parameters ({saved_fingerprint}, epoch {epoch}); "
+                "use another --run_id or remove it"
+            )
+        found.append(state)
+    return max(found, key=lambda s: s["epoch"]) if found else None
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    if path.is_file():
+        os.replace(path, path.with_name(path.name + ".prev"))
+    save_tensor_file(state, path)
+
+
+def _pick_device(requested: str) -> torch.device:
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda requested, but no CUDA device is available")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def _peak_memory_mb(device: torch.device) -> dict:
+    peak = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if device.type == "cuda":
+        peak["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return peak
+
+
+def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None) -> int:
+    """The job. ``on_epoch(done)`` is called after every epoch (tests use it to send signals)."""
+    started = time.perf_counter()
+    start, end = resolve_slice(args.start_index, args.end_index, args.slice_size, os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX"))
+    if not layout.AGE_MIN <= args.age <= layout.AGE_MAX:
+        raise InputError(f"age {args.age} is outside {layout.AGE_MIN}..{layout.AGE_MAX}")
+    if str(args.output_dir).startswith("s3:"):
+        raise InputError("--output_dir must be a file system path (EFS); s3:// outputs are not supported")
+    if args.epochs < 0 or args.learning_rate <= 0:
+        raise InputError("--epochs must be >= 0 and --learning_rate > 0")
+    age = args.age
+    out = layout.job_dir(args.output_dir, args.run_id, age)
+    marker = out / layout.success_name(start, end)
+    if marker.exists():
+        print(f"skipped: run {args.run_id} age {age} slice {start}-{end} already succeeded ({marker})", flush=True)
+        return 0
+
+    base = args.base_data_path
+    if base.startswith("s3://"):
+        base = fetch_inputs(base, [*layout.INPUT_FILES, args.enrollment_model], args.cache_dir)
+    data = load_slice(Path(base), start, end, age, args.enrollment_model)
+    device = _pick_device(args.device)
+    problem = build_problem(data.g, data.refs, data.exit_time_capped, data.y_at_capped_exit, data.phi, device)
+    print(
+        f"run {args.run_id} age {age} rows {data.start}..{data.stop} ({data.n_patients} patients, "
+        f"{len(data.disease_names)} diseases, T={problem.n_times}, K={problem.n_signatures}) "
+        f"on {device.type}, {torch.get_num_threads()} threads",
+        flush=True,
+    )
+
+    checkpoint_path = out / layout.checkpoint_name(start, end)
+    fingerprint = _fingerprint(args, data, start, end)
+    checkpoint = _load_checkpoint(checkpoint_path, fingerprint, args.epochs)
+    initial = checkpoint["params"] if checkpoint else initial_parameters(
+        data.g, data.refs, data.y_mean, data.psi, problem.n_times, args.seed
+    )
+    params = {name: tensor.to(device).requires_grad_(True) for name, tensor in initial.items()}
+    optimizer = Adam(params, lr=args.learning_rate)
+    done, history = 0, []
+    if checkpoint:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        done, history = int(checkpoint["epoch"]), [list(entry) for entry in checkpoint["loss_history"]]
+        print(f"resuming from epoch {done} ({checkpoint_path.name})", flush=True)
+    resumed_from = done if checkpoint else None
+
+    def checkpoint_now() -> None:
+        _save_checkpoint(checkpoint_path, {
+            "epoch": done, "fingerprint": fingerprint, "loss_history": history,
+            "params": {name: p.detach().cpu() for name, p in params.items()},
+            "optimizer": optimizer.state_dict(),
+        })
+
+    train_started = time.perf_counter()
+    first_epoch = done
+    with StopSignal() as stop:
+        while done < args.epochs:
+            loss = total_loss(problem, params)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if args.log_every and done % args.log_every == 0:
+                history.append([done, float(loss.detach())])
+                per_epoch = (time.perf_counter() - train_started) / (done + 1 - first_epoch)
+                print(f"epoch {done}/{args.epochs} loss {history[-1][1]:.6f} ({per_epoch:.3f} s/epoch)", flush=True)
+            done += 1
+            if on_epoch:
+                on_epoch(done)
+            if stop.signum is not None:
+                checkpoint_now()
+                print(f"stopped by signal {stop.signum} after epoch {done}; checkpoint {checkpoint_path}", flush=True)
+                return 128 + stop.signum
+            if args.checkpoint_every and done % args.checkpoint_every == 0 and done < args.epochs:
+                checkpoint_now()
+        if checkpoint is None or done != int(checkpoint["epoch"]):
+            checkpoint_now()  # a failure while writing outputs resumes here, not from scratch
+    train_seconds = time.perf_counter() - train_started
+
+    with torch.no_grad():
+        final_loss = float(total_loss(problem, params))
+        pi = predict_pi(data.phi, params["lambda_"].detach(), params["kappa"].detach()).cpu()
+    if not history or history[-1][0] != done:
+        history.append([done, final_loss])
+    discrimination = heldout_c_index(pi, data.exit_time, data.y_at_exit, age, layout.AGE_OFFSET)
+
+    state = {name: p.detach().cpu() for name, p in params.items()}
+    save_tensor_file(pi, out / layout.pi_name(age, start, end))
+    save_tensor_file(
+        {
+            "model_state_dict": {**state, "phi": data.phi, "psi": data.psi},
+            "E": data.exit_time_capped,
+            "prevalence_t": data.prevalence,
+            "logit_prevalence_t": torch.logit(data.prevalence.clamp(1e-8, 1 - 1e-8)),
+            "disease_names": data.disease_names,
+            "age": age,
+            "start_index": start,
+            "end_index": end,
+            "rows": [data.start, data.stop],
+        },
+        out / layout.model_name(age, start, end),
+    )
+    metrics = {
+        "run_id": args.run_id, "age": age, "start_index": start, "end_index": end,
+        "n_patients": data.n_patients, "epochs": args.epochs, "final_loss": final_loss,
+        "loss_history": history, **discrimination,
+        "wall_time_s": round(time.perf_counter() - started, 3), "train_time_s": round(train_seconds, 3),
+        **_peak_memory_mb(device), "device": device.type, "threads": torch.get_num_threads(),
+        "resumed_from_epoch": resumed_from, "lineage": lineage(args, args.run_id),
+    }
+    metrics_path = out / layout.metrics_name(age, start, end)
+    save_text(json.dumps(metrics, indent=2), metrics_path)
+    if args.results_uri.lower() != "none":
+        try:
+            uri = put_json(args.results_uri, lambda prefix: layout.metrics_key(prefix, age, start, end), metrics)
+        except InputError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any upload failure fails the job; a retry resumes
+            print(f"error: uploading metrics to {args.results_uri} failed: {error}", file=sys.stderr, flush=True)
+            return 1
+        print(f"metrics uploaded to {uri}", flush=True)
+    save_text(json.dumps({"metrics": metrics_path.name, "final_loss": final_loss}), marker)
+    c_text = "n/a" if discrimination["heldout_c_index"] is None else f"{discrimination['heldout_c_index']:.3f}"
+    print(
+        f"done: final loss {final_loss:.6f}, held-out C {c_text} over {discrimination['heldout_diseases']} diseases, "
+        f"{metrics['wall_time_s']:.1f} s, peak RSS {metrics['peak_rss_mb']:.0f} MB -> {out}",
+        flush=True,
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

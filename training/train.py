@@ -199,6 +199,8 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         raise InputError(f"age {args.age} is outside {layout.AGE_MIN}..{layout.AGE_MAX}")
     if str(args.output_dir).startswith("s3:"):
         raise InputError("--output_dir must be a file system path (EFS); s3:// outputs are not supported")
+    if not args.run_id or "/" in args.run_id or args.run_id in (".", ".."):
+        raise InputError(f"--run_id must be a plain folder name, got {args.run_id!r}")
     if args.epochs < 0 or args.learning_rate <= 0:
         raise InputError("--epochs must be >= 0 and --learning_rate > 0")
     age = args.age

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,21 +46,39 @@ class SliceData:
         return self.stop - self.start
 
 
+def _numpy_globals() -> list:
+    """numpy types a weights-only load may rebuild (the reference's files hold numpy arrays)."""
+    import numpy as np  # lazily: only files that need it pay the import
+
+    dtypes = [getattr(np.dtypes, name) for name in dir(np.dtypes) if name.endswith("DType")]
+    return [np._core.multiarray._reconstruct, np.ndarray, np.dtype, *dtypes]
+
+
 def _load(path: Path) -> object:
+    """torch.load without executing code from the file (weights_only), memory-mapped if possible."""
     if not path.is_file():
         raise InputError(f"missing input file: {path}")
-    try:
-        return torch.load(path, map_location="cpu", mmap=True, weights_only=True)
-    except RuntimeError:  # not a zip-format file: mmap is impossible, load it plainly
+    attempts = [{"mmap": True}, {}]
+    for index, options in enumerate(attempts):
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as error:  # noqa: BLE001 - any unreadable file is bad input
-            raise InputError(f"cannot read {path}: {error}") from None
-    except Exception as error:  # noqa: BLE001
-        raise InputError(f"cannot read {path}: {error}") from None
+            return torch.load(path, map_location="cpu", weights_only=True, **options)
+        except pickle.UnpicklingError:
+            try:
+                with torch.serialization.safe_globals(_numpy_globals()):
+                    return torch.load(path, map_location="cpu", weights_only=True)
+            except Exception as error:  # noqa: BLE001 - any unreadable file is bad input
+                raise InputError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+        except RuntimeError as error:  # e.g. legacy (non-zip) format: mmap impossible, load plainly
+            if index == len(attempts) - 1:
+                raise InputError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+        except Exception as error:  # noqa: BLE001
+            raise InputError(f"cannot read {path}: {str(error).splitlines()[0]}") from None
+    raise AssertionError("unreachable")
 
 
 def _tensor(obj: object, what: str, ndim: int) -> torch.Tensor:
+    if type(obj).__name__ == "ndarray":
+        obj = torch.as_tensor(obj)
     if not isinstance(obj, torch.Tensor):
         raise InputError(f"{what}: expected a tensor, found {type(obj).__name__}")
     if obj.dim() != ndim:
@@ -138,6 +157,7 @@ def load_slice(base: Path, start: int, end: int, age: int, enrollment_model: str
     if len(names) != n_diseases:
         raise InputError(f"disease_names: expected {n_diseases} names, found {len(names)}")
     refs = _key(_load(base / layout.REFERENCES_FILE), "signature_refs", layout.REFERENCES_FILE)
+    refs = torch.as_tensor(refs) if type(refs).__name__ == "ndarray" else refs
     if not isinstance(refs, torch.Tensor) or refs.dim() not in (1, 2):
         raise InputError("signature_refs: expected a [K] (or [K, T]) tensor")
     n_signatures = refs.shape[0]

@@ -184,8 +184,21 @@ def _pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
+def _peak_rss_mb() -> float:
+    """VmHWM of this process's own address space. ru_maxrss is not used where avoidable: Linux
+    carries the parent's peak across fork + exec, so a job started by a large process (local mode,
+    a benchmark) would report its parent's memory."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
 def _peak_memory_mb(device: torch.device) -> dict:
-    peak = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    peak = {"peak_rss_mb": _peak_rss_mb()}
     if device.type == "cuda":
         peak["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     return peak

@@ -92,3 +92,26 @@ def test_age_outside_the_range_and_start_beyond_the_cohort(tiny_inputs):
         _load(tiny_inputs, age=80)
     with pytest.raises(InputError, match="beyond the 80 patients"):
         _load(tiny_inputs, 80, 100)
+
+
+def test_numpy_arrays_in_input_files_are_read(tiny_inputs, tmp_path):
+    """The reference's files may hold numpy arrays; they load without unpickling arbitrary code."""
+    base = _copy(tiny_inputs, tmp_path / "in")
+    essentials = torch.load(base / layout.ESSENTIALS_FILE)
+    torch.save(
+        {"prevalence_t": essentials["prevalence_t"].numpy(), "disease_names": __import__("numpy").array(essentials["disease_names"])},
+        base / layout.ESSENTIALS_FILE,
+    )
+    torch.save(torch.load(base / layout.G_FILE).numpy(), base / layout.G_FILE)
+    data = _load(base)
+    reference = _load(tiny_inputs)
+    torch.testing.assert_close(data.prevalence, reference.prevalence)
+    torch.testing.assert_close(data.g, reference.g)
+    assert data.disease_names == reference.disease_names
+
+
+def test_a_file_that_is_not_a_tensor_file_is_bad_input(tiny_inputs, tmp_path):
+    base = _copy(tiny_inputs, tmp_path / "in")
+    (base / layout.Y_FILE).write_bytes(b"not a torch file")
+    with pytest.raises(InputError, match="cannot read"):
+        _load(base)

@@ -1,13 +1,14 @@
 """The fixed-phi Aladyn model for one age: loss, gradients, initialisation and pi.
 
 Why it is fast and lean compared with the reference trainer:
-* the survival term is one fused pass per time chunk: pi, log(1 - pi) and d/dtheta are computed
-  together in two reused chunk buffers (N x D x chunk), and the gradient is kept at theta's size
-  (N x K+1 x T), never as an N x D x T tensor; only times up to the age cap are touched;
-* the event term gathers the few (patient, disease) pairs with an event at their exit time by
-  index instead of multiplying N x D x T masks;
-* the GP prior over all patients and signatures is one (N*(K+1)) x T by T x T product whose result
-  is also its gradient.
+* the survival term is one pass per cache-sized chunk (a few times x a patient range) that yields
+  sum log(1 - pi) and d/dtheta together in two reused chunk buffers; the gradient is kept at
+  theta's size (N x K+1 x T), never as an N x D x T tensor, and only times up to the age are
+  touched;
+* cells after their exit time are skipped by index, and the event term gathers the few
+  (patient, disease) cells with an event at their exit, instead of multiplying N x D x T masks;
+* the GP prior over all patients and signatures is one [N(K+1), T] x [T, T] product (float64),
+  whose result is also its gradient.
 The straightforward formulation lives in ``training.reference``; the tests hold both equal.
 """
 

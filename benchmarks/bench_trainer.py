@@ -8,7 +8,7 @@ Speed (N=2,000, D=100, T=52, K=20, same threads): one epoch = loss + backward + 
 Accuracy: the float32 loss of each against a float64 evaluation of the reference formulation.
 Memory (N=10,000, D=348, T=52, K=20): the real job as a subprocess, its peak RSS (VmHWM).
 
-    .venv/bin/python benchmarks/bench_trainer.py            # ~3 minutes on 2 cores
+    .venv/bin/python benchmarks/bench_trainer.py            # ~1.5 minutes on 2 cores
     .venv/bin/python benchmarks/bench_trainer.py --skip-memory --baseline-epochs 2
 """
 

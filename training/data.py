@@ -76,9 +76,13 @@ def _load(path: Path) -> object:
     raise AssertionError("unreachable")
 
 
+def _as_tensor(obj: object) -> object:
+    """numpy arrays become tensors; anything else is returned for the caller to reject."""
+    return torch.as_tensor(obj) if type(obj).__name__ == "ndarray" else obj
+
+
 def _tensor(obj: object, what: str, ndim: int) -> torch.Tensor:
-    if type(obj).__name__ == "ndarray":
-        obj = torch.as_tensor(obj)
+    obj = _as_tensor(obj)
     if not isinstance(obj, torch.Tensor):
         raise InputError(f"{what}: expected a tensor, found {type(obj).__name__}")
     if obj.dim() != ndim:
@@ -157,7 +161,7 @@ def load_slice(base: Path, start: int, end: int, age: int, enrollment_model: str
     if len(names) != n_diseases:
         raise InputError(f"disease_names: expected {n_diseases} names, found {len(names)}")
     refs = _key(_load(base / layout.REFERENCES_FILE), "signature_refs", layout.REFERENCES_FILE)
-    refs = torch.as_tensor(refs) if type(refs).__name__ == "ndarray" else refs
+    refs = _as_tensor(refs)
     if not isinstance(refs, torch.Tensor) or refs.dim() not in (1, 2):
         raise InputError("signature_refs: expected a [K] (or [K, T]) tensor")
     n_signatures = refs.shape[0]

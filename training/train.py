@@ -29,7 +29,7 @@ from training.data import InputError, SliceData, load_slice
 from training.evaluate import heldout_c_index
 from training.model import build_problem, initial_parameters, predict_pi, total_loss
 from training.optim import Adam
-from training.storage import fetch_inputs, put_json, save_tensor_file, save_text
+from training.storage import fetch_inputs, put_json, save_tensor_file, save_text, split_s3
 
 LINEAGE_ENV = {
     "job_id": "AWS_BATCH_JOB_ID",
@@ -216,6 +216,8 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         raise InputError(f"--run_id must be a plain folder name, got {args.run_id!r}")
     if args.epochs < 0 or args.learning_rate <= 0:
         raise InputError("--epochs must be >= 0 and --learning_rate > 0")
+    if args.results_uri.lower() != "none":
+        split_s3(args.results_uri)  # a malformed URI fails before training, not after
     age = args.age
     out = layout.job_dir(args.output_dir, args.run_id, age)
     marker = out / layout.success_name(start, end)
@@ -319,8 +321,6 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
     if args.results_uri.lower() != "none":
         try:
             uri = put_json(args.results_uri, lambda prefix: layout.metrics_key(prefix, age, start, end), metrics)
-        except InputError:
-            raise
         except Exception as error:  # noqa: BLE001 - any upload failure fails the job; a retry resumes
             print(f"error: uploading metrics to {args.results_uri} failed: {error}", file=sys.stderr, flush=True)
             return 1

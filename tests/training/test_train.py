@@ -195,3 +195,8 @@ def test_failed_upload_fails_the_job_and_a_retry_finishes_it(tiny_inputs, tmp_pa
         assert main(_args(tiny_inputs, tmp_path, "--results_uri", "s3://absent/", epochs=3)) == 0
     assert files["success"].is_file()
     assert json.loads(files["metrics"].read_text())["resumed_from_epoch"] == 3
+
+
+def test_malformed_results_uri_fails_before_training(tiny_inputs, tmp_path):
+    assert main(_args(tiny_inputs, tmp_path, "--results_uri", "s3://", epochs=1)) == 2
+    assert not layout.job_dir(tmp_path, "r1", 55).exists()

@@ -44,7 +44,7 @@ clean:
 build-AgesweepLayer:
 	$(eval LAYER_ROOT := $(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
 	mkdir -p "$(ARTIFACTS_DIR)/python"
-	$(PYTHON) -c 'import re, sys, tomllib; deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]; print("\n".join(d for d in deps if re.match(r"(boto3|pydantic|PyYAML|aws-lambda-powertools)(\[|==)", d)))' "$(LAYER_ROOT)pyproject.toml" > "$(ARTIFACTS_DIR)/layer-requirements.txt"
+	$(PYTHON) -c 'import re, sys, tomllib; deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]; print("\n".join(d for d in deps if re.match(r"(boto3|pydantic|PyYAML|aws-lambda-powertools|matplotlib)(\[|==)", d)))' "$(LAYER_ROOT)pyproject.toml" > "$(ARTIFACTS_DIR)/layer-requirements.txt"
 	$(PYTHON) -m pip install -q --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)/python" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all: \
 		-r "$(ARTIFACTS_DIR)/layer-requirements.txt"

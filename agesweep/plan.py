@@ -174,7 +174,11 @@ def _resource_overrides(manifest: Manifest) -> dict[str, Any]:
         reqs.append({"Type": "MEMORY", "Value": str(job.memory_mib)})
     if job.gpus:
         reqs.append({"Type": "GPU", "Value": str(job.gpus)})
-    return {"ResourceRequirements": reqs} if reqs else {}
+    overrides: dict[str, Any] = {"ResourceRequirements": reqs} if reqs else {}
+    if job.vcpus is not None:
+        # inside a container torch sees the host's cores; size its thread pool to the job's vCPUs
+        overrides["Environment"] = [{"Name": "OMP_NUM_THREADS", "Value": str(job.vcpus)}]
+    return overrides
 
 
 def _pascal(value: Any, key: str | None = None) -> Any:

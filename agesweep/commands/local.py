@@ -6,7 +6,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console, Group
@@ -15,8 +15,10 @@ from rich.panel import Panel
 
 from agesweep import tracking
 from agesweep.console import age_table
-from agesweep.local.runtime import LocalStack, SimulatedFailure, SpotInterruption
-from agesweep.local.session import EXIT_INVALID, LocalRunResult, Progress, RunDidNotStart, run_manifest
+from agesweep.errors import EXIT_INVALID
+
+if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands start fast
+    from agesweep.local.session import LocalRunResult, Progress
 
 DEFAULT_WORKDIR = Path("agesweep-local")
 
@@ -86,6 +88,9 @@ def local(
     as in AWS. Exit codes: 0 every age succeeded, 1 some failed, 2 the manifest was invalid
     (no job started).
     """
+    from agesweep.local.runtime import LocalStack, SimulatedFailure, SpotInterruption
+    from agesweep.local.session import RunDidNotStart, run_manifest
+
     console = Console()
     if manifest is None and not serve:
         console.print("[red]Give a MANIFEST, or --serve to keep the endpoint up.[/red]")

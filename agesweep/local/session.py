@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from agesweep import tracking
+from agesweep.errors import EXIT_INVALID, EXIT_OK, EXIT_SOME_FAILED
 from agesweep.local.runtime import LocalStack
 from agesweep.runs import run_id_for
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_INVALID = 0, 1, 2
 _START_TIMEOUT_S = 60.0
 
 

@@ -73,7 +73,8 @@ def test_item_matches_the_internals_example(seed_plan: dict) -> None:
         "epochs": "200", "learning_rate": "0.1", "seed": "42",
     }
     assert item["container_overrides"] == {
-        "ResourceRequirements": [{"Type": "VCPU", "Value": "32"}, {"Type": "MEMORY", "Value": "131072"}]
+        "ResourceRequirements": [{"Type": "VCPU", "Value": "32"}, {"Type": "MEMORY", "Value": "131072"}],
+        "Environment": [{"Name": "OMP_NUM_THREADS", "Value": "32"}],
     }
     assert item["timeout"] == {"AttemptDurationSeconds": 14400}
     assert item["retry_strategy"] == {"Attempts": 3, "EvaluateOnExit": EVALUATE_ON_EXIT}

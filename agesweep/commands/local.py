@@ -12,9 +12,10 @@ import typer
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
+from rich.table import Table
 
 from agesweep import tracking
-from agesweep.console import age_table
+from agesweep.console import age_table, fmt_elapsed, styled
 from agesweep.errors import EXIT_INVALID
 
 if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands start fast
@@ -46,7 +47,31 @@ def progress_view(progress: Progress) -> Group:
     return Group(header, age_table(progress.rows))
 
 
-def print_result(console: Console, result: LocalRunResult) -> None:
+def results_table(summary: dict) -> Table:
+    """One row per (age, slice) of the collated summary, with the headline metrics."""
+    table = Table(title=f"run {summary['run_id']}", show_edge=False, pad_edge=False)
+    for column in ("age", "slice", "status", "attempts", "duration", "held-out C", "final loss", "reason"):
+        if column == "reason":
+            table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=40)
+        else:
+            table.add_column(column, justify="left" if column == "status" else "right")
+    for age in summary.get("ages", []):
+        for part in age.get("slices", []):
+            metrics = part.get("metrics") or {}
+            c_index, loss = metrics.get("heldout_c_index"), metrics.get("final_loss")
+            table.add_row(
+                str(part["age"]), f"{part['start_index']}-{part['end_index']}", styled(part["status"]),
+                str(part.get("attempts") or ""), fmt_elapsed(part.get("duration_s")),
+                "" if c_index is None else f"{c_index:.3f}", "" if loss is None else f"{loss:.4f}",
+                (part.get("status_reason") or "")[:50],
+            )
+    return table
+
+
+def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> None:
+    summary_file = result.run_dir / "summary.json"
+    if summary_file.exists():
+        console.print(results_table(json.loads(summary_file.read_text(encoding="utf-8"))))
     for note in result.notifications:
         console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
     if result.error == "ManifestRejected":
@@ -54,14 +79,17 @@ def print_result(console: Console, result: LocalRunResult) -> None:
     elif result.collated:
         c = result.collated
         console.print(
-            f"[bold]{c.get('succeeded')} of {c.get('total')} ages succeeded, {c.get('failed')} failed[/bold] "
-            f"in {result.wall_s:.1f}s ({result.history_events} history events)."
+            f"[bold]{c.get('succeeded')} of {c.get('total')} (age, slice) jobs succeeded, {c.get('failed')} failed[/bold] "
+            f"in {result.wall_s:.1f}s ({result.history_events} Step Functions history events)."
         )
     else:
         console.print(f"[bold red]Execution {result.status}: {result.error} {result.cause or ''}[/bold red]")
-    console.print(f"Run folder: {result.run_dir}")
-    for path in result.artifacts:
-        console.print(f"  {path}")
+    console.print(f"Run folder: {result.run_dir}  (summary, report, retry manifest, SNS messages)")
+    for path in sorted(p for p in result.artifacts if p.parent == result.run_dir):
+        console.print(f"  {path.name}")
+    outputs = data_dir / "output" / result.run_id
+    if outputs.exists():
+        console.print(f"Models: {outputs}/age_<AGE>/")
 
 
 def local(
@@ -118,13 +146,12 @@ def local(
             console.print(f"[dim]names also in {stack.workdir / 'endpoint.json'}; Ctrl-C stops[/dim]")
         if manifest is not None:
             try:
-                with Live(console=console, refresh_per_second=4, transient=False) as live:
+                with Live(console=console, refresh_per_second=4, transient=True) as live:
                     result = run_manifest(stack, manifest, on_progress=lambda p: live.update(progress_view(p)))
-                console.print()
             except RunDidNotStart as error:
                 console.print(f"[bold red]{error}[/bold red]")
                 raise typer.Exit(EXIT_INVALID) from error
-            print_result(console, result)
+            print_result(console, result, data_dir)
             if not serve:
                 raise typer.Exit(result.exit_code)
         try:

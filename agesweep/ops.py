@@ -558,7 +558,7 @@ def run_status(stack: Stack, run: str, stuck_after_s: float = DEFAULT_STUCK_AFTE
         rows=rows,
         counts=dict(tracking.totals(rows)),
         eta_s=eta_seconds(rows, (plan or {}).get("max_concurrency")) if rows and description["status"] == "RUNNING" else None,
-        collated=collated_output(history),
+        collated=tracking.collated_from_history(history),
     )
     if status.finished:
         return status
@@ -582,15 +582,6 @@ def run_status(stack: Stack, run: str, stuck_after_s: float = DEFAULT_STUCK_AFTE
             status.stuck.append(StuckJob(row.age, row.job_id, round(waited, 1), vcpus, memory,
                                          stuck_causes(vcpus, memory, status.compute_environments, limits, quotas)))
     return status
-
-
-def collated_output(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """CollateResults' counts ({total, succeeded, failed, ...}) once the run got that far."""
-    for event in history:
-        details = event.get("stateExitedEventDetails") or {}
-        if event.get("type") == "TaskStateExited" and details.get("name") == "CollateResults":
-            return json.loads(details["output"]).get("collation", {}).get("collated")
-    return None
 
 
 def watch_run(

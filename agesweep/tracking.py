@@ -56,13 +56,23 @@ def history_events(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
     return events
 
 
-def plan_from_history(events: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The validated plan, or None while ValidateManifest has not finished (or failed)."""
+def state_output(events: list[dict[str, Any]], state: str) -> dict[str, Any] | None:
+    """The output a Task state left, or None while it has not finished (or failed)."""
     for event in events:
         details = event.get("stateExitedEventDetails") or {}
-        if event.get("type") == "TaskStateExited" and details.get("name") == "ValidateManifest":
-            return json.loads(details["output"]).get("plan")
+        if event.get("type") == "TaskStateExited" and details.get("name") == state:
+            return json.loads(details["output"])
     return None
+
+
+def plan_from_history(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The validated plan, or None while ValidateManifest has not finished (or failed)."""
+    return (state_output(events, "ValidateManifest") or {}).get("plan")
+
+
+def collated_from_history(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """CollateResults' output ({total, succeeded, failed, ...}) once the run got that far."""
+    return ((state_output(events, "CollateResults") or {}).get("collation") or {}).get("collated")
 
 
 def _seconds(millis: int | None) -> float | None:

@@ -1,2 +1,2 @@
 """Aladyn fixed-phi per-age trainer (``python -m training.train``) and synthetic inputs
-(``python -m training.synth``). See docs/training.md."""
+(``python -m training.synth``). See README.md, "The trainer"."""

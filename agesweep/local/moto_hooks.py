@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import botocore.session
 from moto.awslambda.models import LambdaFunction
-from moto.batch.models import Job
+from moto.batch.models import BatchBackend, Job
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.events.models import Rule
 from moto.moto_api import state_manager
@@ -44,6 +44,8 @@ PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by agesweep.l
     (Rule, "send_to_targets"),
     (BaseExecutionWorkerCommunication, "terminated"),
     (Environment, "set_error"),
+    (BatchBackend, "describe_jobs"),
+    (Job, "_get_container_property"),
 ]
 
 # Captured at import, before any patch: a renamed target fails here, loudly, not at run time.
@@ -189,3 +191,34 @@ def install() -> None:
         return original_set_error(self, error)
 
     Environment.set_error = set_error  # type: ignore[method-assign]
+
+    # Defect: BatchBackend.describe_jobs iterates self._jobs while SubmitJob (another request
+    # thread) adds to it: "dictionary changed size during iteration", a 500 that fails the
+    # .sync task with States.Runtime once many jobs are submitted at once. Iterate a snapshot.
+    def describe_jobs(self: BatchBackend, jobs: list[str] | None) -> list[dict[str, Any]]:
+        if not jobs:
+            return [job.describe() for job in list(self._jobs.values())]  # list(): atomic snapshot
+        found = [self._jobs.get(job_id) for job_id in dict.fromkeys(jobs)]
+        if any(job is None for job in found):  # some were given as ARNs
+            by_arn = {job.arn: job for job in list(self._jobs.values())}
+            found = [self._jobs.get(job_id) or by_arn.get(job_id) for job_id in dict.fromkeys(jobs)]
+        return [job.describe() for job in found if job is not None]
+
+    BatchBackend.describe_jobs = describe_jobs  # type: ignore[method-assign]
+
+    # Defect: Job._get_container_property("environment") appends AWS_BATCH_JOB_ID (and the job
+    # definition's variables) to the job's own override list on every DescribeJobs, so each poll
+    # of a running job makes its description longer. Compute it on a copy.
+    original_container_property = Job._get_container_property
+
+    def _get_container_property(self: Job, p: str, default: Any) -> Any:
+        if p != "environment":
+            return original_container_property(self, p, default)
+        job_env = [dict(item) for item in self.container_overrides.get("environment") or []]
+        names = {item["name"] for item in job_env}
+        definition_env = (self.job_definition.container_properties or {}).get("environment") or []
+        job_env += [dict(item) for item in definition_env if item["name"] not in names]
+        job_env.append({"name": "AWS_BATCH_JOB_ID", "value": self.job_id})
+        return job_env
+
+    Job._get_container_property = _get_container_property  # type: ignore[method-assign]

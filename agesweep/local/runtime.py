@@ -81,10 +81,11 @@ class LambdaContext:
 
 @dataclass
 class SpotInterruption:
-    """Local stand-in for an EC2 spot reclaim: the first attempt of a job is stopped by its host."""
+    """Local stand-in for an EC2 spot reclaim: the first attempt of a job is stopped by its host
+    once its output shows `after_output` (by default: once training has started)."""
 
     age: int
-    after_s: float = 2.0
+    after_output: str = "epoch "
 
 
 @dataclass
@@ -129,6 +130,8 @@ class LocalStack:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.spot_interruptions = {item.age: item for item in spot_interruptions or []}
         self.simulated_failures = {item.age: item for item in simulated_failures or []}
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
         self._job_queue: queue.Queue[Any] = queue.Queue()  # FIFO, like a Batch job queue
         self._lambda_lock = threading.Lock()
         self._modules: dict[str, ModuleType] = {}
@@ -150,12 +153,18 @@ class LocalStack:
         self.stop()
 
     def client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint,
-            region_name=self.pseudo.region,
-            config=Config(retries={"mode": "standard", "max_attempts": 5}),
-        )
+        """A boto3 client of the local endpoint (cached: clients are thread-safe and slow to build)."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.client(
+                    service,
+                    endpoint_url=self.endpoint,
+                    region_name=self.pseudo.region,
+                    aws_access_key_id=_FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+                    aws_secret_access_key=_FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+                    config=Config(retries={"mode": "standard", "max_attempts": 5}, max_pool_connections=50),
+                )
+            return self._clients[service]
 
     def start(self) -> None:
         from moto.core.config import default_user_config
@@ -164,6 +173,10 @@ class LocalStack:
         self.workdir.mkdir(parents=True, exist_ok=True)
         (self.workdir / "logs").mkdir(exist_ok=True)
         self._lambda_log_file = self.lambda_log.open("a", encoding="utf-8", buffering=1)
+        # moto's interpreter leaves helper threads that can die noisily (e.g. its WaitForTaskToken
+        # listener on .sync tasks); keep their tracebacks in the log instead of the terminal
+        self._saved_excepthook = threading.excepthook
+        threading.excepthook = self._thread_exception
         self._set_env(
             {
                 **_FAKE_CREDENTIALS,
@@ -211,6 +224,7 @@ class LocalStack:
         for name in [name for name in sys.modules if name.startswith(f"agesweep_local_fn_")]:
             if name.endswith(f"_{id(self)}"):
                 del sys.modules[name]
+        threading.excepthook = self._saved_excepthook
         self._lambda_log_file.close()
         self._restore_env()
 
@@ -454,6 +468,12 @@ class LocalStack:
                     self._log(f"{fn.logical_id} raised {type(error).__name__}: {error}")
                     return json.dumps(payload), True, ""
         return json.dumps(result), False, ""
+
+    def _thread_exception(self, args: Any) -> None:
+        import traceback
+
+        text = "".join(traceback.format_exception(args.exc_type, args.exc_value, args.exc_traceback))
+        self._log(f"thread {getattr(args.thread, 'name', '?')} died:\n{text}")
 
     def _log(self, line: str) -> None:
         self._lambda_log_file.write(f"{dt.datetime.now(dt.timezone.utc).isoformat()} {line}\n")
@@ -720,7 +740,7 @@ class LocalStack:
                     stop_reason = job.job_stopped_reason or "Terminated by user"
                 elif timeout and elapsed > timeout:
                     stop_reason = "Job attempt duration exceeded timeout"
-                elif interruption is not None and elapsed > interruption.after_s:
+                elif interruption is not None and interruption.after_output.encode() in log_path.read_bytes():
                     stop_reason = "Host EC2 (instance i-0local) terminated."
                 if stop_reason:
                     reason = stop_reason

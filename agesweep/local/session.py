@@ -79,12 +79,28 @@ def wait_for_execution(stack: LocalStack, execution_arn: str, timeout_s: float =
     )
 
 
-def snapshot(stack: LocalStack, run_id: str, execution_arn: str, started: float) -> Progress:
-    sfn, batch = stack.client("stepfunctions"), stack.client("batch")
-    status = sfn.describe_execution(executionArn=execution_arn)["status"]
-    plan = tracking.plan_from_history(tracking.history_events(sfn, execution_arn))
-    rows = tracking.age_progress(plan, tracking.list_run_jobs(batch, plan)) if plan else []
-    return Progress(run_id=run_id, status=status, plan=plan, rows=rows, started=started)
+class _Follower:
+    """Polls a run cheaply: the plan is read once, job ids are listed until all are known."""
+
+    def __init__(self, stack: LocalStack, run_id: str, execution_arn: str, started: float) -> None:
+        self.sfn, self.batch = stack.client("stepfunctions"), stack.client("batch")
+        self.run_id, self.execution_arn, self.started = run_id, execution_arn, started
+        self.plan: dict[str, Any] | None = None
+        self.job_ids: list[str] = []
+
+    def snapshot(self) -> Progress:
+        status = self.sfn.describe_execution(executionArn=self.execution_arn)["status"]
+        if self.plan is None:
+            self.plan = tracking.plan_from_history(tracking.history_events(self.sfn, self.execution_arn))
+        rows: list[tracking.AgeProgress] = []
+        if self.plan is not None:
+            if len(self.job_ids) < len(self.plan["items"]):
+                jobs = tracking.list_run_jobs(self.batch, self.plan)
+                self.job_ids = [job["jobId"] for job in jobs]
+            else:
+                jobs = tracking.describe_jobs(self.batch, self.job_ids)
+            rows = tracking.age_progress(self.plan, jobs)
+        return Progress(run_id=self.run_id, status=status, plan=self.plan, rows=rows, started=self.started)
 
 
 def download_run_artifacts(stack: LocalStack, run_id: str, run_dir: Path) -> list[Path]:
@@ -105,7 +121,7 @@ def run_manifest(
     stack: LocalStack,
     manifest: Path,
     on_progress: Callable[[Progress], None] | None = None,
-    poll_s: float = 0.5,
+    poll_s: float = 1.0,
     key: str | None = None,
 ) -> LocalRunResult:
     """Put the manifest into the bucket, follow the execution it starts, collect what it wrote."""
@@ -114,8 +130,9 @@ def run_manifest(
     sfn = stack.client("stepfunctions")
     execution_arn = tracking.execution_arn_for(stack.state_machine_arn, run_id)
     wait_for_execution(stack, execution_arn)
+    follower = _Follower(stack, run_id, execution_arn, started)
     while True:
-        progress = snapshot(stack, run_id, execution_arn, started)
+        progress = follower.snapshot()
         if on_progress is not None:
             on_progress(progress)
         if progress.status != "RUNNING":
@@ -131,7 +148,7 @@ def run_manifest(
     with (run_dir / "notifications.jsonl").open("a", encoding="utf-8") as out:
         for note in notifications:
             out.write(json.dumps(note) + "\n")
-    collated = _collated_output(history)
+    collated = tracking.collated_from_history(history)
     return LocalRunResult(
         run_id=run_id,
         execution_arn=execution_arn,
@@ -148,10 +165,3 @@ def run_manifest(
         artifacts=artifacts,
     )
 
-
-def _collated_output(history: list[dict[str, Any]]) -> dict[str, Any] | None:
-    for event in history:
-        details = event.get("stateExitedEventDetails") or {}
-        if event.get("type") == "TaskStateExited" and details.get("name") == "CollateResults":
-            return json.loads(details["output"]).get("collation", {}).get("collated")
-    return None

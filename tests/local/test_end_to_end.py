@@ -133,8 +133,8 @@ def test_failed_age_is_not_retried_and_the_retry_manifest_reruns_only_it(make_st
 
 
 def test_spot_interruption_is_retried_by_the_job_definition(make_stack, tmp_path: Path) -> None:
-    stack = make_stack(spot_interruptions=[SpotInterruption(age=50, after_s=0.5)])
-    manifest = write_manifest(tmp_path / "spot.yaml", [50], run_name="spot", epochs=2)
+    stack = make_stack(spot_interruptions=[SpotInterruption(age=50)])
+    manifest = write_manifest(tmp_path / "spot.yaml", [50], run_name="spot", epochs=1500)
 
     result = run_manifest(stack, manifest)
 
@@ -142,3 +142,8 @@ def test_spot_interruption_is_retried_by_the_job_definition(make_stack, tmp_path
     job = stack.client("batch").describe_jobs(jobs=[result.rows[0].job_id])["jobs"][0]
     assert len(job["attempts"]) == 2
     assert job["attempts"][0]["statusReason"].startswith("Host EC2")
+    assert job["attempts"][0]["container"]["exitCode"] == 143  # the trainer checkpointed on SIGTERM
+    # the second attempt resumed from that checkpoint instead of starting over
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    metrics = summary["ages"][0]["slices"][0]["metrics"]
+    assert metrics["resumed_from_epoch"] and 0 < metrics["resumed_from_epoch"] < 1500

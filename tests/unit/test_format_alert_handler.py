@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,25 +11,20 @@ from typing import Any
 
 import boto3
 import pytest
+
+from tests.handlers import lambda_context
+from tests.handlers import load_handler as load_handler_of
 from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
 
 
-class Context:
-    function_name = "FormatAlertFunction"
-    memory_limit_in_mb = 256
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:FormatAlertFunction"
-    aws_request_id = "0a1b2c3d-4e5f-6a7b-8c9d-0e1f2a3b4c5d"
-
-
 def load_handler() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("format_alert_app", ROOT / "functions/format_alert/app.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_handler_of("format_alert")
+
+
+CONTEXT = lambda_context("FormatAlertFunction", memory_mb=256)
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -76,7 +69,7 @@ def run_failing_execution(definition: dict[str, Any], name: str, execution_input
 
 
 def test_batch_job_failed_publishes_one_readable_message(topic: dict[str, Any]) -> None:
-    out = load_handler().lambda_handler(load_event("batch_job_failed.json"), Context())
+    out = load_handler().lambda_handler(load_event("batch_job_failed.json"), CONTEXT)
     [note] = topic["received"]()
     assert note["Subject"] == out["subject"] == "agesweep job failed: age 55, run aladyn-0-10000-3f2a9c1b7e4d"
     assert note["Message"] == out["message"]
@@ -97,7 +90,7 @@ def test_rejected_manifest_alert_reads_the_failing_step_from_the_history(topic: 
     event = run_failing_execution(definition, "aladyn-5e6f7a8b9c0d", execution_input)
     assert event["detail"]["status"] == "FAILED"
 
-    out = load_handler().lambda_handler(event, Context())
+    out = load_handler().lambda_handler(event, CONTEXT)
     [note] = topic["received"]()
     lines = note["Message"].splitlines()
     assert note["Subject"] == "agesweep run failed: aladyn-5e6f7a8b9c0d - manifest rejected"
@@ -123,7 +116,7 @@ def test_tolerance_exceeded_alert_carries_the_collated_counts(topic: dict[str, A
     event = run_failing_execution(definition, "aladyn-1a2b3c4d5e6f",
                                   {"bucket": "b", "key": "manifests/aladyn.yaml", "plan": {"tolerated_failure_percent": 0.0}})
 
-    load_handler().lambda_handler(event, Context())
+    load_handler().lambda_handler(event, CONTEXT)
     [note] = topic["received"]()
     assert note["Subject"] == "agesweep run failed: aladyn-1a2b3c4d5e6f - too many ages failed"
     assert "38 succeeded / 2 failed of 40 jobs (0.0% tolerated)." in note["Message"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shlex
 import subprocess
 import sys
@@ -50,9 +51,14 @@ def trainer_commands(stack: LocalStack, plan: dict, run_id: str) -> list[list[st
 
 def bench_xargs_vs_local(workers: int, workdir: Path, data_dir: Path) -> dict:
     with LocalStack(workdir=workdir / "local", data_dir=data_dir, workers=workers) as stack:
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         result = run_manifest(stack, DEMO)
         local_wall = time.perf_counter() - started
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        controller_cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
+        first_start = min(row.started_at for row in result.rows)
+        last_stop = max(row.stopped_at for row in result.rows)
+        wall_clock_start = time.time() - local_wall
         assert result.exit_code == 0, (result.status, result.error, result.cause)
         # the seed's way: the same 40 commands in a plain `xargs -P N` loop, against the same
         # (now idle) endpoint so their metrics upload exactly as in local mode
@@ -69,6 +75,10 @@ def bench_xargs_vs_local(workers: int, workdir: Path, data_dir: Path) -> dict:
         "xargs_wall_s": round(xargs_wall, 2),
         "agesweep_local_wall_s": round(local_wall, 2),
         "ratio_local_over_xargs": round(local_wall / xargs_wall, 3),
+        "controller_cpu_s": round(controller_cpu, 1),  # moto server + interpreter + in-process Lambdas
+        "put_to_first_job_s": round(first_start - wall_clock_start, 2),
+        "jobs_span_s": round(last_stop - first_start, 2),
+        "last_job_to_done_s": round(wall_clock_start + local_wall - last_stop, 2),
         "history_events": result.history_events,
     }
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import functools
 import threading
+import time
 from typing import Any, Protocol
 
 import botocore.session
@@ -25,8 +26,12 @@ from moto.moto_api import state_manager
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
     StateTaskService,
 )
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_batch import (
+    StateTaskServiceBatch,
+)
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.utilities.arns import parse_arn
 
@@ -46,7 +51,14 @@ PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by agesweep.l
     (Environment, "set_error"),
     (BatchBackend, "describe_jobs"),
     (Job, "_get_container_property"),
+    (StateTaskServiceBatch, "_build_sync_resolver"),
 ]
+
+# Longest wait between a .sync Batch task's status checks. moto checks every 0.5 s; with 40 ages
+# in flight that is 80 DescribeJobs requests a second, a quarter of a core that a 2-core laptop's
+# training jobs then lack. Local mode instead wakes the check when its job ends (AWS's own
+# integration is event-driven too), and checks at least this often.
+SYNC_POLL_SECONDS = 5.0
 
 # Captured at import, before any patch: a renamed target fails here, loudly, not at run time.
 MOTO_ORIGINALS: dict[str, Any] = {f"{owner.__name__}.{name}": getattr(owner, name) for owner, name in PATCHED_TARGETS}
@@ -63,11 +75,31 @@ class LocalRuntime(Protocol):
 
     def execution_terminated(self, execution: Any) -> None: ...
 
+    def wait_for_job_change(self, job_id: str, timeout: float) -> None: ...
+
 
 _active: LocalRuntime | None = None
 _install_lock = threading.Lock()
 _installed = False
 _service_models: dict[str, Any] = {}
+
+
+_polled_job: dict[int, str] = {}
+
+
+class _SyncPollClock:
+    """Stands in for the `time` module inside moto's callback module: its sleep() ends early when
+    the Batch job the calling thread polls has changed; everything else is the real `time`."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+    def sleep(self, seconds: float) -> None:
+        job_id = _polled_job.get(threading.get_ident())
+        if _active is None or job_id is None:
+            time.sleep(seconds)
+            return
+        _active.wait_for_job_change(job_id, timeout=max(seconds, SYNC_POLL_SECONDS))
 
 
 def activate(runtime: LocalRuntime | None) -> None:
@@ -114,6 +146,17 @@ def install() -> None:
         shape = _operation_model(service, action).output_shape
         if shape is not None:
             self._from_boto_response(response, shape)
+
+    # .sync Batch tasks: remember which job the polling thread waits for, and make the poll's
+    # sleep return as soon as that job changes (the runtime signals it), SYNC_POLL_SECONDS at most.
+    original_build_sync_resolver = StateTaskServiceBatch._build_sync_resolver
+
+    def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials):  # type: ignore[no-untyped-def]
+        _polled_job[threading.get_ident()] = env.stack[-1]["JobId"]
+        return original_build_sync_resolver(self, env, resource_runtime_part, normalised_parameters, state_credentials)
+
+    StateTaskServiceBatch._build_sync_resolver = _build_sync_resolver  # type: ignore[method-assign]
+    state_task_service_callback.time = _SyncPollClock()  # type: ignore[attr-defined]
 
     StateTaskService._normalise_parameters = _normalise_parameters  # type: ignore[method-assign]
     StateTaskService._normalise_response = _normalise_response  # type: ignore[method-assign]

@@ -130,6 +130,8 @@ class LocalStack:
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.spot_interruptions = {item.age: item for item in spot_interruptions or []}
         self.simulated_failures = {item.age: item for item in simulated_failures or []}
+        self._job_changed: dict[str, threading.Event] = {}
+        self._job_changed_lock = threading.Lock()
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._job_queue: queue.Queue[Any] = queue.Queue()  # FIFO, like a Batch job queue
@@ -225,6 +227,7 @@ class LocalStack:
             if name.endswith(f"_{id(self)}"):
                 del sys.modules[name]
         threading.excepthook = self._saved_excepthook
+        self._release_powertools_loggers()
         self._lambda_log_file.close()
         self._restore_env()
 
@@ -372,6 +375,8 @@ class LocalStack:
                 Environment={"Variables": fn.environment},
             )
             self.functions_by_name[name] = fn
+            with self._lambda_lock:  # initialise now, as provisioned concurrency would: no cold start mid-run
+                self._module_for(fn)
 
     def _create_batch(self, role_arn: str) -> None:
         assert self.spec is not None
@@ -468,6 +473,20 @@ class LocalStack:
                     self._log(f"{fn.logical_id} raised {type(error).__name__}: {error}")
                     return json.dumps(payload), True, ""
         return json.dumps(result), False, ""
+
+    def _release_powertools_loggers(self) -> None:
+        """Powertools keeps its logging.Logger (per service name) configured for the process; unbind
+        it from this stack's log file so the next stack's handlers configure it afresh."""
+        from aws_lambda_powertools.logging.constants import LOGGER_ATTRIBUTE_PRECONFIGURED
+
+        for name in list(logging.Logger.manager.loggerDict):
+            logger = logging.getLogger(name)
+            ours = [h for h in logger.handlers if getattr(h, "stream", None) is self._lambda_log_file]
+            if ours:
+                for handler in ours:
+                    logger.removeHandler(handler)
+                if hasattr(logger, LOGGER_ATTRIBUTE_PRECONFIGURED):
+                    delattr(logger, LOGGER_ATTRIBUTE_PRECONFIGURED)
 
     def _thread_exception(self, args: Any) -> None:
         import traceback
@@ -589,7 +608,17 @@ class LocalStack:
                 job.job_stopped_reason = f"agesweep local: {type(error).__name__}: {error}"
                 job._mark_stopped(success=False)
 
+    def _job_event(self, job_id: str) -> threading.Event:
+        with self._job_changed_lock:
+            return self._job_changed.setdefault(job_id, threading.Event())
+
+    def wait_for_job_change(self, job_id: str, timeout: float) -> None:
+        """Block a .sync poll until its job stops (or `timeout`); see moto_hooks._SyncPollClock."""
+        self._job_event(job_id).wait(timeout)
+
     def _emit_job_change(self, job: Any) -> None:
+        if job.job_stopped:
+            self._job_event(job.job_id).set()
         attempt = len(job.attempts)
         self.job_events.append(JobEvent(job.job_id, job.job_name, job.status, attempt, job.job_stopped_reason))
         self.put_aws_event("aws.batch", "Batch Job State Change", [job.arn], job.describe())

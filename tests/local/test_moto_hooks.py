@@ -33,3 +33,17 @@ def test_normalisation_stubs_are_still_empty_upstream() -> None:
     for name in ("StateTaskService._normalise_parameters", "StateTaskService._normalise_response"):
         body = inspect.getsource(moto_hooks.MOTO_ORIGINALS[name]).strip().splitlines()[-1].strip()
         assert body == "pass", name
+
+
+def test_sync_poll_still_sleeps_through_the_module_time() -> None:
+    """The poll hook replaces `time` inside moto's callback module: moto must still call
+    time.sleep there between status checks of a .sync task."""
+    import inspect
+
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import state_task_service_callback as module
+
+    source = inspect.getsource(module.StateTaskServiceCallback._eval_sync)
+    assert "time.sleep(_DELAY_SECONDS_SYNC_CONDITION_CHECK)" in source
+    moto_hooks.install()
+    assert isinstance(module.time, moto_hooks._SyncPollClock)
+    assert module.time.monotonic() > 0  # everything but sleep is the real time module

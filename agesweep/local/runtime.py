@@ -477,7 +477,10 @@ class LocalStack:
     def _release_powertools_loggers(self) -> None:
         """Powertools keeps its logging.Logger (per service name) configured for the process; unbind
         it from this stack's log file so the next stack's handlers configure it afresh."""
-        from aws_lambda_powertools.logging.constants import LOGGER_ATTRIBUTE_PRECONFIGURED
+        from aws_lambda_powertools.logging.constants import (
+            LOGGER_ATTRIBUTE_POWERTOOLS_HANDLER,
+            LOGGER_ATTRIBUTE_PRECONFIGURED,
+        )
 
         for name in list(logging.Logger.manager.loggerDict):
             logger = logging.getLogger(name)
@@ -485,8 +488,9 @@ class LocalStack:
             if ours:
                 for handler in ours:
                     logger.removeHandler(handler)
-                if hasattr(logger, LOGGER_ATTRIBUTE_PRECONFIGURED):
-                    delattr(logger, LOGGER_ATTRIBUTE_PRECONFIGURED)
+                for attribute in (LOGGER_ATTRIBUTE_PRECONFIGURED, LOGGER_ATTRIBUTE_POWERTOOLS_HANDLER):
+                    if hasattr(logger, attribute):
+                        delattr(logger, attribute)
 
     def _thread_exception(self, args: Any) -> None:
         import traceback

@@ -109,10 +109,16 @@ def activate(runtime: LocalRuntime | None) -> None:
     _active = runtime
 
 
+_models_lock = threading.Lock()
+
+
 def _operation_model(service: str, action: str) -> Any:
-    model = _service_models.get(service)
-    if model is None:
-        model = _service_models[service] = botocore.session.get_session().get_service_model(service)
+    # One load per service: 40 Map iterations start at once, and 40 parallel loads of a botocore
+    # model (directory scans + JSON) cost seconds of CPU that the first training jobs then lack.
+    with _models_lock:
+        model = _service_models.get(service)
+        if model is None:
+            model = _service_models[service] = botocore.session.get_session().get_service_model(service)
     wanted = action.replace("_", "").lower()
     for name in model.operation_names:
         if name.lower() == wanted:

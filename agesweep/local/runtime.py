@@ -132,6 +132,7 @@ class LocalStack:
         self.simulated_failures = {item.age: item for item in simulated_failures or []}
         self._job_changed: dict[str, threading.Event] = {}
         self._job_changed_lock = threading.Lock()
+        self._resources: dict[str, Any] = {}
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._job_queue: queue.Queue[Any] = queue.Queue()  # FIFO, like a Batch job queue
@@ -245,33 +246,18 @@ class LocalStack:
         self._saved_env.clear()
 
     # ------------------------------------------------------------------ resources
-    def _physical(self, logical_id: str) -> str:
-        resource = (self.spec_resources or {}).get(logical_id, {})
-        kind = resource.get("Type", "")
-        name = f"{self.pseudo.stack_name}-{logical_id}"
-        region, account = self.pseudo.region, self.pseudo.account_id
-        if kind == "AWS::S3::Bucket":
-            return name.lower()
-        if kind == "AWS::SNS::Topic":
-            return f"arn:aws:sns:{region}:{account}:{name}"
-        if kind == "AWS::Serverless::StateMachine":
-            return f"arn:aws:states:{region}:{account}:stateMachine:{name}"
-        if kind == "AWS::Batch::JobQueue":
-            return f"arn:aws:batch:{region}:{account}:job-queue/{name}"
-        if kind == "AWS::Batch::JobDefinition":
-            return f"arn:aws:batch:{region}:{account}:job-definition/{name}:1"
-        if kind == "AWS::Batch::ComputeEnvironment":
-            return f"arn:aws:batch:{region}:{account}:compute-environment/{name}"
-        if kind == "AWS::SQS::Queue":
-            return f"{self.endpoint}/{account}/{name}"
-        return name
+    # CloudFormation's Ref returns an ARN for these types (a name, or a URL for queues, otherwise)
+    _REF_IS_ARN = frozenset({
+        "AWS::SNS::Topic", "AWS::Serverless::StateMachine", "AWS::Batch::JobQueue",
+        "AWS::Batch::JobDefinition", "AWS::Batch::ComputeEnvironment",
+    })
 
-    def _attribute(self, logical_id: str, attribute: str) -> str:
-        resource = (self.spec_resources or {}).get(logical_id, {})
-        kind = resource.get("Type", "")
-        name = f"{self.pseudo.stack_name}-{logical_id}"
+    def _kind_and_name(self, logical_id: str) -> tuple[str, str]:
+        return self._resources.get(logical_id, {}).get("Type", ""), f"{self.pseudo.stack_name}-{logical_id}"
+
+    def _arn(self, kind: str, name: str) -> str | None:
         region, account = self.pseudo.region, self.pseudo.account_id
-        arns = {
+        return {
             "AWS::Serverless::Function": f"arn:aws:lambda:{region}:{account}:function:{name}",
             "AWS::S3::Bucket": f"arn:aws:s3:::{name.lower()}",
             "AWS::SQS::Queue": f"arn:aws:sqs:{region}:{account}:{name}",
@@ -280,25 +266,39 @@ class LocalStack:
             "AWS::Serverless::StateMachine": f"arn:aws:states:{region}:{account}:stateMachine:{name}",
             "AWS::SNS::Topic": f"arn:aws:sns:{region}:{account}:{name}",
             "AWS::Events::Rule": f"arn:aws:events:{region}:{account}:rule/{name}",
-        }
-        if attribute == "Arn" and kind in arns:
-            return arns[kind]
+            "AWS::Batch::JobQueue": f"arn:aws:batch:{region}:{account}:job-queue/{name}",
+            "AWS::Batch::JobDefinition": f"arn:aws:batch:{region}:{account}:job-definition/{name}:1",
+            "AWS::Batch::ComputeEnvironment": f"arn:aws:batch:{region}:{account}:compute-environment/{name}",
+        }.get(kind)
+
+    def _physical(self, logical_id: str) -> str:
+        """What `Ref` of a resource gives, for the names local mode creates."""
+        kind, name = self._kind_and_name(logical_id)
+        if kind == "AWS::S3::Bucket":
+            return name.lower()
+        if kind == "AWS::SQS::Queue":
+            return f"{self.endpoint}/{self.pseudo.account_id}/{name}"
+        if kind in self._REF_IS_ARN:
+            return self._arn(kind, name) or name
+        return name
+
+    def _attribute(self, logical_id: str, attribute: str) -> str:
+        """What `Fn::GetAtt` of a resource gives."""
+        kind, name = self._kind_and_name(logical_id)
+        if attribute == "Arn" and (arn := self._arn(kind, name)):
+            return arn
         if attribute in {"Name", "TopicName", "QueueName"}:
             return name
         if attribute == "QueueUrl":
-            return f"{self.endpoint}/{account}/{name}"
+            return f"{self.endpoint}/{self.pseudo.account_id}/{name}"
         return f"{name}-{attribute}"
 
-    spec_resources: dict[str, Any] | None = None
+    def _resolver(self, template: dict[str, Any]) -> Resolver:
+        self._resources = template["Resources"]  # _physical/_attribute look up resource types here
+        return Resolver(template, self.pseudo, self._physical, self._attribute)
 
     def _create_resources(self) -> None:
-        from agesweep.local.template import load_template
-
-        self.spec_resources = load_template(self.root / "template.yaml")["Resources"]
-        self.spec = spec = read_stack(
-            self.root,
-            lambda template: Resolver(template, self.pseudo, self._physical, self._attribute),
-        )
+        self.spec = spec = read_stack(self.root, self._resolver)
         s3, sns, sqs, iam = (self.client(name) for name in ("s3", "sns", "sqs", "iam"))
         role_arn = iam.create_role(
             RoleName=f"{self.pseudo.stack_name}-local-role",
@@ -342,15 +342,8 @@ class LocalStack:
 
     def _create_outputs_stack(self) -> None:
         """A CloudFormation stack carrying template.yaml's Outputs, so `--stack` lookups work locally."""
-        from agesweep.local.template import load_template
-
-        template = load_template(self.root / "template.yaml")
-        resolver = Resolver(template, self.pseudo, self._physical, self._attribute)
-        outputs = {
-            key: {"Value": str(resolver.resolve(value["Value"])), "Description": value.get("Description", key)}
-            for key, value in (template.get("Outputs") or {}).items()
-        }
-        body = {"Resources": {"LocalMode": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}, "Outputs": outputs}
+        assert self.spec is not None
+        body = {"Resources": {"LocalMode": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}, "Outputs": self.spec.outputs}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # moto does not model WaitConditionHandle; only Outputs matter
             self.client("cloudformation").create_stack(StackName=self.pseudo.stack_name, TemplateBody=json.dumps(body))

@@ -227,6 +227,7 @@ class StackSpec:
     topic_logical_id: str
     bucket_logical_id: str
     resources: dict[str, dict[str, Any]]
+    outputs: dict[str, dict[str, str]]
 
 
 def _of_type(resources: Mapping[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
@@ -305,4 +306,8 @@ def read_stack(root: Path, resolver_factory: Callable[[dict[str, Any]], Resolver
             if ((res.get("Properties") or {}).get("NotificationConfiguration") or {}).get("EventBridgeConfiguration")
         ),
         resources=resources,
+        outputs={
+            key: {"Value": str(resolver.resolve(value["Value"])), "Description": value.get("Description", key)}
+            for key, value in (template.get("Outputs") or {}).items()
+        },
     )

@@ -34,18 +34,18 @@ DEMO = ROOT / "events" / "manifests" / "demo.yaml"
 def trainer_commands(stack: LocalStack, plan: dict, run_id: str) -> list[list[str]]:
     """The commands local mode runs, rebuilt from the template's job definition (Ref:: filled),
     for another run id (so nothing is skipped as already done); metrics still go to the bucket."""
-    command = stack.spec.job_definition.container_properties["Command"]
+    container = stack.spec.job_definition.container_properties
+    container_paths = [mount["ContainerPath"] for mount in container.get("MountPoints") or []]
     commands = []
     for item in plan["items"]:
         params = {**stack.spec.job_definition.parameters, **item["parameters"], "run_id": run_id,
                   "results_uri": f"s3://{stack.bucket}/runs/{run_id}/"}
         parts = []
-        for part in command:
+        for part in container["Command"]:
             for key, value in params.items():
                 part = part.replace(f"Ref::{key}", value)
-            parts.append(part.replace("/data", str(stack.data_dir)))
-        parts[0] = sys.executable
-        commands.append(parts)
+            parts.append(part)
+        commands.append(stack.host_command(parts, container_paths))
     return commands
 
 

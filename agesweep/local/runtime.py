@@ -680,27 +680,28 @@ class LocalStack:
     def _job_command(self, job: Any) -> list[str]:
         container = job.job_definition.container_properties or {}
         command = list(job.container_overrides.get("command") or container.get("command") or [])
-        command = job._add_parameters_to_command(command)
-        mounts = self._mount_map(job)
-        resolved = []
-        for part in command:
-            for container_path, host_path in mounts.items():
-                if part == container_path or part.startswith(container_path.rstrip("/") + "/"):
-                    part = str(host_path) + part[len(container_path.rstrip("/")):]
-                    break
-            resolved.append(part)
-        if resolved and resolved[0] in {"python", "python3"}:
-            resolved[0] = sys.executable
+        container_paths = [mount["containerPath"] for mount in container.get("mountPoints") or []]
+        resolved = self.host_command(job._add_parameters_to_command(command), container_paths)
         failure = self.simulated_failures.get(self._job_age(job))
         if failure is not None:
             message = f"agesweep local: simulated application error for age {failure.age}"
             resolved = [sys.executable, "-c", f"import sys; print({message!r}); sys.exit({failure.exit_code})"]
         return resolved
 
-    def _mount_map(self, job: Any) -> dict[str, Path]:
-        """The job definition's container mount points, mapped onto the local data folder."""
-        container = job.job_definition.container_properties or {}
-        return {mount["containerPath"]: self.data_dir for mount in container.get("mountPoints") or []}
+    def host_command(self, command: list[str], container_paths: list[str]) -> list[str]:
+        """A container command as this machine runs it: mounted paths (e.g. /data) mapped onto the
+        local data folder, and `python` as this interpreter (the image's Python)."""
+        resolved = []
+        for part in command:
+            for container_path in container_paths:
+                root = container_path.rstrip("/")
+                if part == container_path or part.startswith(root + "/"):
+                    part = str(self.data_dir) + part[len(root):]
+                    break
+            resolved.append(part)
+        if resolved and resolved[0] in {"python", "python3"}:
+            resolved[0] = sys.executable
+        return resolved
 
     def _job_environment(self, job: Any) -> dict[str, str]:
         container = job.job_definition.container_properties or {}

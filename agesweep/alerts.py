@@ -14,13 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agesweep.collate import (
-    DEFAULT_LOG_GROUP,
-    SUBJECT_MAX,
-    ascii_line,
-    format_duration,
-    log_url,
-)
+from agesweep.links import DEFAULT_LOG_GROUP, batch_job_console_url, execution_console_url, log_url
+from agesweep.text import SUBJECT_MAX, ascii_line, format_duration
 
 BATCH_DETAIL_TYPE = "Batch Job State Change"
 EXECUTION_DETAIL_TYPE = "Step Functions Execution Status Change"
@@ -85,12 +80,6 @@ def _ms(value: Any) -> float | None:
     return None
 
 
-def execution_console_url(execution_arn: str, region: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
-
-
-def batch_job_console_url(job_id: str, region: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/batch/home?region={region}#jobs/detail/{job_id}"
 
 
 def explain_cause(cause: str | None, limit: int = MAX_CAUSE_CHARS) -> list[str]:

@@ -21,11 +21,13 @@ from urllib.parse import quote
 import yaml
 from pydantic import BaseModel, Field
 
+from agesweep.aws import region_from_env
+from agesweep.links import DEFAULT_LOG_GROUP, log_url, s3_console_url
+from agesweep.text import SUBJECT_MAX, ascii_line, format_ages, format_cost, format_duration
+
 SUMMARY_SCHEMA_VERSION = 1
-DEFAULT_LOG_GROUP = "/aws/batch/job"
 DESCRIBE_JOBS_BATCH = 100  # DescribeJobs takes at most 100 job ids
 MAX_FAILURES_IN_MESSAGE = 10
-SUBJECT_MAX = 100  # SNS subject limit
 RUN_NAME_MAX = 64  # the manifest model's run_name limit
 OUTPUT_FILES = ("summary.json", "summary.csv", "report.html", "retry-manifest.yaml")
 # Every status ListJobs knows, terminal ones first: after a finished array job one call suffices.
@@ -128,28 +130,8 @@ class Summary(BaseModel):
 # --------------------------------------------------------------------------------------------
 
 
-def region_from_env(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
 
 
-def console_encode(text: str) -> str:
-    """The CloudWatch console's fragment encoding: URL-encode, then encode the '%' again as '$25'."""
-    return quote(text, safe="").replace("%", "$25")
-
-
-def log_url(log_group: str, log_stream: str | None, region: str) -> str | None:
-    """CloudWatch console link to one log stream (None when the job never got a stream)."""
-    if not log_stream:
-        return None
-    return (
-        f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}"
-        f"#logsV2:log-groups/log-group/{console_encode(log_group)}/log-events/{console_encode(log_stream)}"
-    )
-
-
-def s3_console_url(bucket: str, key: str, region: str) -> str:
-    return f"https://s3.console.aws.amazon.com/s3/object/{bucket}?region={region}&prefix={quote(key, safe='/')}"
 
 
 def _lower_first(key: str) -> str:
@@ -280,57 +262,7 @@ def parse_metrics_key(key: str) -> tuple[int, int, int] | None:
     return int(match.group(2)), int(match.group(3)), int(match.group(4))
 
 
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "unknown"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h {minutes:02d}m"
-    if minutes:
-        return f"{minutes}m {secs:02d}s"
-    return f"{secs}s"
 
-
-def format_cost(cost: Mapping[str, Any] | float | None) -> str:
-    """Human text for plan["totals"]["cost_estimate_usd"] (a number, or the planner's dict of named figures)."""
-    if cost is None or cost == {}:
-        return "not estimated"
-    if isinstance(cost, (int, float)):
-        return f"${cost:,.2f}"
-    if "compute_spot_at_timeout" in cost:
-        text = f"up to ${cost['compute_spot_at_timeout']:,.2f} on spot"
-        if isinstance(cost.get("compute_on_demand_at_timeout"), (int, float)):
-            text += f" (${cost['compute_on_demand_at_timeout']:,.2f} on-demand)"
-        if isinstance(cost.get("step_functions"), (int, float)):
-            text += f" + ${cost['step_functions']:,.4g} Step Functions"
-        if cost.get("vcpu_hours_at_timeout"):
-            text += f"; at most {cost['vcpu_hours_at_timeout']:g} vCPU-hours"
-        if cost.get("gpu_hours_at_timeout"):
-            text += f", {cost['gpu_hours_at_timeout']:g} GPU-hours"
-        return text
-    parts = []
-    for name, value in cost.items():
-        label = str(name).replace("_usd", "").replace("_", " ")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            continue
-        parts.append(f"{label} {value:g}" if "hours" in label else f"{label} ${value:,.2f}")
-    return ", ".join(parts) if parts else "not estimated"
-
-
-def format_ages(ages: Iterable[int]) -> str:
-    """40, 41, 42, 45 -> '40-42, 45'."""
-    ordered = sorted(set(ages))
-    runs: list[str] = []
-    i = 0
-    while i < len(ordered):
-        j = i
-        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
-            j += 1
-        runs.append(str(ordered[i]) if i == j else f"{ordered[i]}-{ordered[j]}")
-        i = j + 1
-    return ", ".join(runs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -590,12 +522,6 @@ def summary_json(summary: Summary) -> str:
     return json.dumps(summary.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
 
 
-def ascii_line(text: str) -> str:
-    """One line of ASCII (SNS subjects allow nothing else)."""
-    text = text.replace("\u2014", "-").replace("\u2013", "-").replace("\u00d7", "x")
-    text = "".join(c if c.isascii() and (c.isprintable() or c.isspace()) else "_" for c in text)
-    return " ".join(text.split())
-
 
 def subject(summary: Summary) -> str:
     """SNS subject: ASCII, one line, at most 100 characters, starts with a letter."""
@@ -753,9 +679,9 @@ def validate_retry_manifest(text: str) -> None:
     """Check each document against the project's manifest model (schema only: the stack's own
     limits are checked again when the retry is submitted). Raises ManifestInvalid."""
     from agesweep.manifest import parse_manifest
-    from agesweep.stack import StackConfig
+    from agesweep.settings import Settings
 
-    schema_only = StackConfig(age_min=0, age_max=150)
+    schema_only = Settings(age_min=0, age_max=150)
     for document in retry_documents(text):
         parse_manifest(document.encode("utf-8"), "retry-manifest.yaml", schema_only)
 

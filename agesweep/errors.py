@@ -22,6 +22,3 @@ class InputMissing(AgesweepError):
 class PreflightFailed(AgesweepError):
     """A resource the manifest names (queue, job definition, image) is not usable."""
 
-
-# Process exit codes shared by every command (documented in README and each --help).
-EXIT_OK, EXIT_SOME_FAILED, EXIT_INVALID = 0, 1, 2

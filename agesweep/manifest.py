@@ -3,7 +3,7 @@ local mode), plus a safe loader that turns any bad file into `ManifestInvalid` â
 
 Every problem is reported at once, one per line, as `field.path: what is wrong (what is allowed)`.
 Stack-dependent limits (allowed ages, allowed buckets) come from the validation context
-`{"stack": StackConfig}`; without one the stack defaults apply.
+`{"stack": Settings}`; without one the stack defaults apply.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from agesweep.errors import ManifestInvalid
-from agesweep.stack import StackConfig
+from agesweep.settings import Settings
 
 SCHEMA_VERSION = 1
 MAX_MANIFEST_BYTES = 1024 * 1024  # a 10,000-slice explicit list is ~0.5 MiB of YAML
@@ -92,10 +92,10 @@ def _problem(text: str) -> PydanticCustomError:
     return PydanticCustomError("agesweep", text.replace("{", "{{").replace("}", "}}"))
 
 
-def _stack(info: ValidationInfo) -> StackConfig:
+def _stack(info: ValidationInfo) -> Settings:
     ctx = info.context or {}
     stack = ctx.get("stack") if isinstance(ctx, dict) else None
-    return stack if isinstance(stack, StackConfig) else StackConfig()
+    return stack if isinstance(stack, Settings) else Settings()
 
 
 class _Strict(BaseModel):
@@ -539,20 +539,20 @@ def load_data(raw: bytes, source_name: str = "manifest.yaml") -> dict[str, Any]:
     return data
 
 
-def parse_manifest(raw: bytes, source_name: str = "manifest.yaml", stack: StackConfig | None = None) -> Manifest:
+def parse_manifest(raw: bytes, source_name: str = "manifest.yaml", stack: Settings | None = None) -> Manifest:
     """Bytes â†’ Manifest, or ManifestInvalid carrying every problem found."""
     data = load_data(raw, source_name)
     return validate_data(data, stack)
 
 
-def validate_data(data: dict[str, Any], stack: StackConfig | None = None) -> Manifest:
+def validate_data(data: dict[str, Any], stack: Settings | None = None) -> Manifest:
     try:
-        return Manifest.model_validate(data, context={"stack": stack or StackConfig()})
+        return Manifest.model_validate(data, context={"stack": stack or Settings()})
     except ValidationError as exc:
         raise ManifestInvalid(format_errors(exc)) from None
 
 
-def load_manifest(path: str, stack: StackConfig | None = None) -> Manifest:
+def load_manifest(path: str, stack: Settings | None = None) -> Manifest:
     """Read and validate a manifest file (YAML or JSON)."""
     with open(path, "rb") as fh:
         raw = fh.read(MAX_MANIFEST_BYTES + 1)

@@ -35,11 +35,12 @@ from botocore.exceptions import (
 )
 
 from agesweep import tracking
-from agesweep.collate import log_url
+from agesweep.exit_codes import ExitCode
+from agesweep.links import log_url
 from agesweep.manifest import EFS_ROOT, MAX_MANIFEST_BYTES
 from agesweep.plan import validate_and_plan
 from agesweep.runs import run_id_for
-from agesweep.stack import StackConfig
+from agesweep.settings import Settings
 
 DEFAULT_STACK = "agesweep"
 MANIFEST_PREFIX = "manifests/"
@@ -47,7 +48,6 @@ DEFAULT_STUCK_AFTER_S = 600.0
 DEFAULT_START_WAIT_S = 60.0
 # Batch allows SubmitJob/DescribeJobs at modest rates; adaptive mode backs off client-side too.
 RETRY_CONFIG = Config(retries={"mode": "adaptive", "max_attempts": 10})
-EXIT_OK, EXIT_FAILED, EXIT_ERROR, EXIT_RUNNING = 0, 1, 2, 3
 
 # CloudFormation output → Stack attribute (template.yaml's Outputs).
 _OUTPUTS = {
@@ -72,7 +72,7 @@ _CREDENTIAL_ERRORS = {
 class OpsError(Exception):
     """A problem the operator can fix, explained in one line (the CLI exits 2)."""
 
-    exit_code = EXIT_ERROR
+    exit_code = ExitCode.INVALID
 
 
 class StackNotFound(OpsError):
@@ -227,8 +227,8 @@ def read_manifest(path: Path) -> bytes:
 def validate_manifest(raw: bytes, name: str) -> dict[str, Any]:
     """Validate and plan locally, as `agesweep validate` does (raises ManifestInvalid)."""
     run_id = run_id_for("local", name, hashlib.sha256(raw).hexdigest())
-    return validate_and_plan(raw, source_name=name, stack=StackConfig.from_env(), run_id=run_id,
-                             manifest_location={"key": name})
+    return validate_and_plan(raw, source_name=name, stack=Settings.from_env(), run_id=run_id,
+                             manifest_location={"key": name}).to_state()
 
 
 def efs_local_path(efs_path: str, mount: Path) -> Path:
@@ -363,10 +363,10 @@ class RunStatus:
     def exit_code(self) -> int:
         """0 succeeded with no failed age, 1 failed/aborted/timed out or an age failed, 3 running."""
         if not self.finished:
-            return EXIT_RUNNING
+            return ExitCode.RUNNING
         if self.status == "SUCCEEDED" and not self.counts.get("FAILED") and not (self.collated or {}).get("failed"):
-            return EXIT_OK
-        return EXIT_FAILED
+            return ExitCode.OK
+        return ExitCode.SOME_FAILED
 
     def elapsed_s(self, now: float | None = None) -> float | None:
         if self.started_at is None:

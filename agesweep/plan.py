@@ -11,12 +11,26 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from agesweep.aws import pascal_case
+from agesweep.contracts import (
+    ContainerOverrides,
+    CostEstimate,
+    EnvironmentVariable,
+    EvaluateOnExit,
+    JobDefinitionRef,
+    JobTimeout,
+    ManifestRef,
+    Plan,
+    PlanItem,
+    PlanTotals,
+    Prices,
+    ResourceRequirement,
+    RetryStrategy,
+)
 from agesweep.errors import ManifestInvalid
 from agesweep.manifest import MAX_ARRAY_SIZE, MAX_TAGS, MIN_ARRAY_SIZE, Manifest, SliceGrid, parse_manifest
 from agesweep.runs import EXECUTION_NAME_MAX
-from agesweep.stack import OFFLINE_JOB_DEFINITION, OFFLINE_JOB_QUEUE, StackConfig
+from agesweep.settings import OFFLINE_JOB_DEFINITION, OFFLINE_JOB_QUEUE, Settings
 
 if TYPE_CHECKING:
     from agesweep.preflight import Preflight
@@ -43,75 +57,27 @@ HISTORY_PER_ITEM = 12
 HISTORY_REGISTER = 5
 
 # Public list prices, us-east-1, as read on the date below. Used for estimates only.
-PRICES: dict[str, Any] = {
-    "as_of": "2025-06-01",
-    "region": "us-east-1",
-    "step_functions_per_1000_transitions": 0.025,
-    "vcpu_hour_on_demand": 0.048,  # m6i.xlarge $0.192/h for 4 vCPU (16 GiB)
-    "vcpu_hour_spot": 0.0168,  # m6i spot, ~65 % below on-demand (varies by hour and AZ)
-    "gpu_hour_on_demand": 1.006,  # g5.xlarge $1.006/h (1 A10G, 4 vCPU)
-    "gpu_hour_spot": 0.40,
-}
+PRICES = Prices(
+    as_of="2025-06-01",
+    region="us-east-1",
+    step_functions_per_1000_transitions=0.025,
+    vcpu_hour_on_demand=0.048,  # m6i.xlarge $0.192/h for 4 vCPU (16 GiB)
+    vcpu_hour_spot=0.0168,  # m6i spot, ~65 % below on-demand (varies by hour and AZ)
+    gpu_hour_on_demand=1.006,  # g5.xlarge $1.006/h (1 A10G, 4 vCPU)
+    gpu_hour_spot=0.40,
+)
 
 # Spot interruptions (host terminated) are retried; application errors exit at once.
 EVALUATE_ON_EXIT = [
-    {"OnStatusReason": "Host EC2*", "Action": "RETRY"},
-    {"OnReason": "*", "Action": "EXIT"},
+    EvaluateOnExit(OnStatusReason="Host EC2*", Action="RETRY"),
+    EvaluateOnExit(OnReason="*", Action="EXIT"),
 ]
 
 _JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-# Keys of Batch request members that are maps (user keys): never re-cased.
-_MAP_MEMBERS = {"parameters", "tags", "options", "labels", "annotations", "dockerLabels"}
 _REGISTER_MEMBERS = (
     "jobDefinitionName", "type", "parameters", "schedulingPriority", "containerProperties", "nodeProperties",
     "retryStrategy", "propagateTags", "timeout", "tags", "platformCapabilities", "eksProperties", "ecsProperties",
 )
-
-
-class PlanItem(BaseModel):
-    """One Map iteration: one Batch job (array_size 0) or one array job (array_size ≥ 2)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    age: int
-    job_name: str
-    array_size: int
-    start_index: int
-    end_index: int
-    slice_size: int  # 0 for a single job; child i: start_index + i*slice_size .. min(+slice_size, end_index)
-    slices: list[tuple[int, int]] | None  # single job: [[start, end]]; array job: None (see item_slices)
-    output_folder: str
-    parameters: dict[str, str]
-    container_overrides: dict[str, Any]
-    timeout: dict[str, int]
-    retry_strategy: dict[str, Any]
-    tags: dict[str, str]
-
-
-class Plan(BaseModel):
-    """Everything the state machine needs to run one manifest, plus totals for people."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    schema_version: int = 1
-    run_id: str
-    run_name: str
-    manifest: dict[str, Any]
-    job_queue: str
-    job_definition: dict[str, str]
-    register_job_definition: bool
-    job_definition_request: dict[str, Any] | None
-    max_concurrency: int
-    tolerated_failure_percent: float
-    results_uri: str
-    input: str
-    output: str
-    items: list[PlanItem]
-    totals: dict[str, Any]
-    warnings: list[str] = Field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
 
 
 # ---------------------------------------------------------------- naming
@@ -139,15 +105,6 @@ def safe_job_name(name: str) -> str:
     return f"{head}-{digest}{tail}"
 
 
-def item_slices(item: dict[str, Any]) -> list[tuple[int, int]]:
-    """The (start, end) slices one plan item trains; array child i is entry i."""
-    size = item["slice_size"]
-    start, end = item["start_index"], item["end_index"]
-    if not size:
-        return [(start, end)]
-    return [(s, min(s + size, end)) for s in range(start, end, size)]
-
-
 def array_layout(bounds: list[tuple[int, int]], grid: bool) -> int | None:
     """The slice size when the slices can run as one array job, else None."""
     if len(bounds) < MIN_ARRAY_SIZE or len(bounds) > MAX_ARRAY_SIZE:
@@ -166,30 +123,17 @@ def array_layout(bounds: list[tuple[int, int]], grid: bool) -> int | None:
 # ---------------------------------------------------------------- the plan
 
 
-def _resource_overrides(manifest: Manifest) -> dict[str, Any]:
+def _resource_overrides(manifest: Manifest) -> ContainerOverrides:
     job, reqs = manifest.job, []
     if job.vcpus is not None:
-        reqs.append({"Type": "VCPU", "Value": str(job.vcpus)})
+        reqs.append(ResourceRequirement(Type="VCPU", Value=str(job.vcpus)))
     if job.memory_mib is not None:
-        reqs.append({"Type": "MEMORY", "Value": str(job.memory_mib)})
+        reqs.append(ResourceRequirement(Type="MEMORY", Value=str(job.memory_mib)))
     if job.gpus:
-        reqs.append({"Type": "GPU", "Value": str(job.gpus)})
-    overrides: dict[str, Any] = {"ResourceRequirements": reqs} if reqs else {}
-    if job.vcpus is not None:
-        # inside a container torch sees the host's cores; size its thread pool to the job's vCPUs
-        overrides["Environment"] = [{"Name": "OMP_NUM_THREADS", "Value": str(job.vcpus)}]
-    return overrides
-
-
-def _pascal(value: Any, key: str | None = None) -> Any:
-    """camelCase API output → PascalCase request members, as Step Functions aws-sdk tasks take them."""
-    if isinstance(value, list):
-        return [_pascal(v) for v in value]
-    if isinstance(value, dict):
-        if key in _MAP_MEMBERS:
-            return dict(value)
-        return {k[:1].upper() + k[1:]: _pascal(v, k) for k, v in value.items()}
-    return value
+        reqs.append(ResourceRequirement(Type="GPU", Value=str(job.gpus)))
+    # inside a container torch sees the host's cores; size its thread pool to the job's vCPUs
+    threads = [EnvironmentVariable(Name="OMP_NUM_THREADS", Value=str(job.vcpus))] if job.vcpus is not None else None
+    return ContainerOverrides(ResourceRequirements=reqs or None, Environment=threads)
 
 
 def job_definition_request(
@@ -198,8 +142,8 @@ def job_definition_request(
     run_name: str,
     run_id: str,
     sha256: str,
-    timeout: dict[str, int],
-    retry: dict[str, Any],
+    timeout: JobTimeout,
+    retry: RetryStrategy,
     description: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """RegisterJobDefinition request for an image override: the base definition with the new image,
@@ -207,53 +151,59 @@ def job_definition_request(
     base_name = "agesweep-job" if definition_ref == OFFLINE_JOB_DEFINITION else definition_ref.rsplit("/", 1)[-1].split(":", 1)[0]
     if description:
         source = {k: description[k] for k in _REGISTER_MEMBERS if k in description}
-        request = _pascal(source)
+        request = pascal_case(source)
     else:
         request = {"Type": "container", "ContainerProperties": {}, "Parameters": {}}
     request["JobDefinitionName"] = safe_job_name(f"{base_name}-{run_name}")
     request.setdefault("Type", "container")
     request["ContainerProperties"] = {**request.get("ContainerProperties", {}), "Image": manifest.job.image}
     request.setdefault("Parameters", {})
-    request["RetryStrategy"] = retry
-    request["Timeout"] = timeout
+    request["RetryStrategy"] = retry.model_dump(mode="json")
+    request["Timeout"] = timeout.model_dump(mode="json")
     request["Tags"] = {**request.get("Tags", {}), "agesweep:run_id": run_id, "agesweep:manifest_sha256": sha256}
     request["PropagateTags"] = True
     return request
 
 
-def _estimates(manifest: Manifest, stack: StackConfig, items: int, children: int, register: bool) -> dict[str, Any]:
-    transitions = TRANSITIONS_FIXED + TRANSITIONS_PER_ITEM * items + (1 if register else 0)
-    history = HISTORY_FIXED + HISTORY_PER_ITEM * items + (HISTORY_REGISTER if register else 0)
-    hours = (manifest.job.timeout_minutes or stack.default_timeout_minutes) / 60
-    vcpu_hours = children * hours * (manifest.job.vcpus or stack.default_vcpus)
+def _totals(manifest: Manifest, settings: Settings, items: list[PlanItem], slices: int, register: bool) -> PlanTotals:
+    """Counts, the history budget and the cost bound (every child job running to its timeout)."""
+    children = sum(i.array_size or 1 for i in items)
+    transitions = TRANSITIONS_FIXED + TRANSITIONS_PER_ITEM * len(items) + (1 if register else 0)
+    history = HISTORY_FIXED + HISTORY_PER_ITEM * len(items) + (HISTORY_REGISTER if register else 0)
+    hours = (manifest.job.timeout_minutes or settings.default_timeout_minutes) / 60
+    vcpu_hours = children * hours * (manifest.job.vcpus or settings.default_vcpus)
     gpu_hours = children * hours * (manifest.job.gpus or 0)
-    sfn = transitions / 1000 * PRICES["step_functions_per_1000_transitions"]
-    cost = {
-        "step_functions": round(sfn, 4),
-        "compute_spot_at_timeout": round(vcpu_hours * PRICES["vcpu_hour_spot"] + gpu_hours * PRICES["gpu_hour_spot"], 2),
-        "compute_on_demand_at_timeout": round(
-            vcpu_hours * PRICES["vcpu_hour_on_demand"] + gpu_hours * PRICES["gpu_hour_on_demand"], 2
+    cost = CostEstimate(
+        step_functions=round(transitions / 1000 * PRICES.step_functions_per_1000_transitions, 4),
+        compute_spot_at_timeout=round(vcpu_hours * PRICES.vcpu_hour_spot + gpu_hours * PRICES.gpu_hour_spot, 2),
+        compute_on_demand_at_timeout=round(
+            vcpu_hours * PRICES.vcpu_hour_on_demand + gpu_hours * PRICES.gpu_hour_on_demand, 2
         ),
-        "vcpu_hours_at_timeout": round(vcpu_hours, 2),
-        "gpu_hours_at_timeout": round(gpu_hours, 2),
-        "prices": PRICES,
-    }
-    return {
-        "state_transitions": transitions,
-        "history_events": history,
-        "history_limit": HISTORY_LIMIT,
-        "cost_estimate_usd": cost,
-        "estimate_note": (
+        vcpu_hours_at_timeout=round(vcpu_hours, 2),
+        gpu_hours_at_timeout=round(gpu_hours, 2),
+        prices=PRICES,
+    )
+    return PlanTotals(
+        ages=len({i.age for i in items}),
+        jobs=len(items),
+        array_jobs=sum(1 for i in items if i.array_size >= MIN_ARRAY_SIZE),
+        child_jobs=children,
+        slices=slices,
+        state_transitions=transitions,
+        history_events=history,
+        history_limit=HISTORY_LIMIT,
+        cost_estimate_usd=cost,
+        estimate_note=(
             f"Estimate, not a quote: compute assumes every child job runs once for its full timeout "
-            f"({hours:g} h) at {PRICES['region']} list prices as of {PRICES['as_of']}; "
+            f"({hours:g} h) at {PRICES.region} list prices as of {PRICES.as_of}; "
             f"transitions and history events assume no retries."
         ),
-    }
+    )
 
 
 def plan(
     manifest: Manifest,
-    stack: StackConfig,
+    stack: Settings,
     run_id: str,
     *,
     source_name: str = "manifest.yaml",
@@ -285,10 +235,10 @@ def plan(
         raise ManifestInvalid(problems)
 
     sha = manifest_sha256
-    timeout = {"AttemptDurationSeconds": 60 * (manifest.job.timeout_minutes or stack.default_timeout_minutes)}
-    retry = {"Attempts": manifest.job.attempts or stack.default_attempts, "EvaluateOnExit": EVALUATE_ON_EXIT}
+    timeout = JobTimeout(AttemptDurationSeconds=60 * (manifest.job.timeout_minutes or stack.default_timeout_minutes))
+    retry = RetryStrategy(Attempts=manifest.job.attempts or stack.default_attempts, EvaluateOnExit=EVALUATE_ON_EXIT)
     overrides = _resource_overrides(manifest)
-    overrides_chars = len(json.dumps(overrides, separators=(",", ":")))
+    overrides_chars = len(overrides.model_dump_json())
     if overrides_chars > CONTAINER_OVERRIDES_MAX:
         problems.append(f"job: container overrides are {overrides_chars} characters (at most {CONTAINER_OVERRIDES_MAX})")
     results_uri = stack.results_uri(run_id)
@@ -314,7 +264,7 @@ def plan(
         for start, end, slice_size, array_size, slices in layouts:
             slice_tag = f"{start}-{end}" if not slice_size else f"{start}-{end}/{slice_size}"
             items.append(
-                PlanItem.model_construct(
+                PlanItem(
                     age=age,
                     job_name=job_name(run_name, start, end, age),
                     array_size=array_size,
@@ -362,22 +312,13 @@ def plan(
     if stack.s3_unrestricted and (manifest.input.startswith("s3://") or manifest.output.startswith("s3://")):
         warnings.append("input/output: no stack bucket configured, so s3:// buckets were not checked against an allow-list")
 
-    children = sum(i.array_size or 1 for i in items)
-    totals = {
-        "ages": len(ages),
-        "jobs": len(items),
-        "array_jobs": sum(1 for i in items if i.array_size >= MIN_ARRAY_SIZE),
-        "child_jobs": children,
-        "slices": len(bounds),
-        **_estimates(manifest, stack, len(items), children, register),
-    }
-    location = {"bucket": None, "key": source_name, "version_id": None, **(manifest_location or {}), "sha256": sha}
+    location = ManifestRef.model_validate({"key": source_name, **(manifest_location or {}), "sha256": sha})
     result = Plan(
         run_id=run_id,
         run_name=run_name,
         manifest=location,
         job_queue=manifest.job.queue or stack.job_queue or OFFLINE_JOB_QUEUE,
-        job_definition={"ref": definition_ref},
+        job_definition=JobDefinitionRef(ref=definition_ref),
         register_job_definition=register,
         job_definition_request=request,
         max_concurrency=manifest.max_concurrency,
@@ -386,11 +327,11 @@ def plan(
         input=manifest.input,
         output=manifest.output,
         items=items,
-        totals=totals,
+        totals=_totals(manifest, stack, items, len(bounds), register),
         warnings=warnings,
     )
-    payload = len(json.dumps(result.to_dict(), separators=(",", ":")))
-    result.totals["payload_bytes"] = payload
+    payload = result.payload_bytes()
+    result.totals.payload_bytes = payload
     if payload > PAYLOAD_BUDGET:
         problems.append(
             f"slices: the plan is {payload // 1024} KiB for {len(items):,} jobs (at most {PAYLOAD_BUDGET // 1024} KiB, "
@@ -405,12 +346,12 @@ def plan(
 def validate_and_plan(
     raw: bytes,
     source_name: str,
-    stack: StackConfig,
+    stack: Settings,
     run_id: str,
     manifest_location: dict[str, Any] | None = None,
     preflight: Preflight | None = None,
-) -> dict[str, Any]:
-    """The whole validate step: bytes → plan dict. The one function the validate Lambda calls.
+) -> Plan:
+    """The whole validate step: bytes → plan. The one function the validate Lambda calls.
 
     Raises ManifestInvalid (schema, limits), then PreflightFailed / InputMissing (AWS checks).
     """
@@ -423,7 +364,7 @@ def validate_and_plan(
     }
     result = plan(manifest, stack, run_id, **kwargs)
     if preflight is not None:
-        description = preflight.check(manifest, result.job_queue, result.job_definition["ref"])
+        description = preflight.check(manifest, result.job_queue, result.job_definition.ref)
         if result.register_job_definition:
             result = plan(manifest, stack, run_id, job_definition_description=description, **kwargs)
-    return result.to_dict()
+    return result

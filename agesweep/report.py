@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from agesweep.collate import Summary, format_ages, format_cost, format_duration
+from agesweep.collate import Summary
+from agesweep.text import format_ages, format_cost, format_duration
 
 # The plotted series' colour. Nothing else on the page uses it, so a screenshot test can tell
 # whether the plot image actually rendered.

@@ -6,6 +6,8 @@ import hashlib
 import re
 from pathlib import PurePosixPath
 
+from agesweep.contracts import ExecutionInput
+
 EXECUTION_NAME_MAX = 80
 _STEM_MAX = 60
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
@@ -28,6 +30,6 @@ def is_folder_marker(key: str) -> bool:
     return key.endswith("/")
 
 
-def execution_input(bucket: str, key: str, version_id: str | None) -> dict[str, str | None]:
-    """The sweep execution's input (docs/internals.md, "Execution input"); its run_id is the execution name."""
-    return {"bucket": bucket, "key": key, "version_id": version_id, "run_id": run_id_for(bucket, key, version_id)}
+def execution_input(bucket: str, key: str, version_id: str | None) -> ExecutionInput:
+    """The sweep execution's input; its run_id is the execution name."""
+    return ExecutionInput(bucket=bucket, key=key, version_id=version_id, run_id=run_id_for(bucket, key, version_id))

@@ -26,11 +26,11 @@ sys.path.insert(0, str(ROOT))
 
 from agesweep.manifest import parse_manifest  # noqa: E402
 from agesweep.plan import plan, validate_and_plan  # noqa: E402
-from agesweep.stack import StackConfig  # noqa: E402
+from agesweep.settings import Settings  # noqa: E402
 
 AGES, SLICES, WIDTH = 40, 10_000, 1
 RUN_ID = "bench-0123456789ab"
-STACK = StackConfig(bucket_name="bench-bucket", job_queue="agesweep-queue", job_definition="agesweep-job:1")
+STACK = Settings(bucket_name="bench-bucket", job_queue="agesweep-queue", job_definition="agesweep-job:1")
 
 
 def manifests() -> dict[str, tuple[str, bytes]]:
@@ -69,11 +69,11 @@ def main() -> None:
     cases = manifests()
     rows = []
     for name, (source, raw) in cases.items():
-        times, result = timed(lambda: validate_and_plan(raw, source, STACK, RUN_ID), args.repeat)
+        times, result = timed(lambda: validate_and_plan(raw, source, STACK, RUN_ID).to_state(), args.repeat)
         rows.append((name, len(raw), times, result))
     source, raw = cases["yaml-list"]
     manifest = parse_manifest(raw, source, STACK)
-    times, result = timed(lambda: plan(manifest, STACK, RUN_ID, source_name=source).to_dict(), args.repeat)
+    times, result = timed(lambda: plan(manifest, STACK, RUN_ID, source_name=source).to_state(), args.repeat)
     rows.append(("plan-only", len(raw), times, result))
 
     print(f"Planning {AGES} ages x {SLICES:,} slices ({args.repeat} runs each; target < 1 s)")

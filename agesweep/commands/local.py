@@ -16,7 +16,7 @@ from rich.table import Table
 
 from agesweep import tracking
 from agesweep.console import age_table, fmt_elapsed, styled
-from agesweep.errors import EXIT_INVALID
+from agesweep.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands start fast
     from agesweep.local.session import LocalRunResult, Progress
@@ -122,7 +122,7 @@ def local(
     console = Console()
     if manifest is None and not serve:
         console.print("[red]Give a MANIFEST, or --serve to keep the endpoint up.[/red]")
-        raise typer.Exit(EXIT_INVALID)
+        raise typer.Exit(ExitCode.INVALID)
     data_dir = (data or workdir / "data").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     ensure_input_data(data_dir, console)
@@ -150,7 +150,7 @@ def local(
                     result = run_manifest(stack, manifest, on_progress=lambda p: live.update(progress_view(p)))
             except RunDidNotStart as error:
                 console.print(f"[bold red]{error}[/bold red]")
-                raise typer.Exit(EXIT_INVALID) from error
+                raise typer.Exit(ExitCode.INVALID) from error
             print_result(console, result, data_dir)
             if not serve:
                 raise typer.Exit(result.exit_code)

@@ -16,12 +16,13 @@ from rich.console import Console
 from rich.table import Table
 
 from agesweep.errors import AgesweepError, ManifestInvalid
+from agesweep.exit_codes import ExitCode
 from agesweep.manifest import MAX_MANIFEST_BYTES, manifest_json_schema
-from agesweep.plan import item_slices, validate_and_plan
+from agesweep.contracts import PlanItem
+from agesweep.plan import validate_and_plan
 from agesweep.runs import run_id_for
-from agesweep.stack import StackConfig
+from agesweep.settings import Settings
 
-EXIT_INVALID = 2
 
 ManifestFile = Annotated[
     Path, typer.Argument(help="Manifest file (YAML or JSON).", show_default=False, dir_okay=False)
@@ -66,11 +67,11 @@ def plan_file(path: Path, preflight: bool = False) -> dict[str, Any]:
     return validate_and_plan(
         raw,
         source_name=path.name,
-        stack=StackConfig.from_env(),
+        stack=Settings.from_env(),
         run_id=run_id,
         manifest_location={"key": str(path)},
         preflight=checker,
-    )
+    ).to_state()
 
 
 def _fail(path: Path, exc: AgesweepError, as_json: bool) -> None:
@@ -83,7 +84,7 @@ def _fail(path: Path, exc: AgesweepError, as_json: bool) -> None:
         err.print(f"[bold red]✗[/] {path}: {type(exc).__name__}, {count}:")
         for line in problems:
             err.print(line, markup=False)
-    raise typer.Exit(EXIT_INVALID)
+    raise typer.Exit(ExitCode.INVALID)
 
 
 def validate(
@@ -117,7 +118,7 @@ def validate(
 def _slices_text(item: dict[str, Any]) -> str:
     if item["array_size"]:
         return f"{item['start_index']}..{item['end_index']} by {item['slice_size']}"
-    return ", ".join(f"{s}..{e}" for s, e in item_slices(item))
+    return ", ".join(f"{s}..{e}" for s, e in PlanItem.model_validate(item).slice_spans())
 
 
 def _resource(item: dict[str, Any], kind: str, default: str) -> str:
@@ -144,7 +145,7 @@ def plan(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    stack = StackConfig.from_env()
+    stack = Settings.from_env()
     out = _out()
     table = Table(title=f"Plan for {result['run_name']} (run id {result['run_id']})", title_justify="left")
     for column, justify in (("age", "right"), ("job name", "left"), ("array size", "right"), ("slices", "left"),

@@ -25,6 +25,7 @@ from agesweep import ops
 from agesweep.commands.manifest import _err, _fail, _out
 from agesweep.console import age_table, fmt_duration, fmt_time, styled
 from agesweep.errors import AgesweepError
+from agesweep.exit_codes import ExitCode
 
 StackName = Annotated[
     str,
@@ -61,7 +62,7 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(exc.exit_code) from None
     except (BotoCoreError, ClientError) as exc:  # a call outside ops.aws_errors(): same one line
         _err().print(f"[bold red]error:[/] {ops.explain(exc)}", highlight=False)
-        raise typer.Exit(ops.EXIT_ERROR) from None
+        raise typer.Exit(ExitCode.INVALID) from None
 
 
 def _stack(name: str, region: str | None) -> ops.Stack:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from agesweep import tracking
-from agesweep.errors import EXIT_INVALID, EXIT_OK, EXIT_SOME_FAILED
+from agesweep.exit_codes import ExitCode
 from agesweep.local.runtime import LocalStack
 from agesweep.runs import run_id_for
 
@@ -51,10 +51,10 @@ class LocalRunResult:
     @property
     def exit_code(self) -> int:
         if self.error == "ManifestRejected":
-            return EXIT_INVALID
+            return ExitCode.INVALID
         if self.status == "SUCCEEDED" and self.collated and not self.collated.get("failed"):
-            return EXIT_OK
-        return EXIT_SOME_FAILED
+            return ExitCode.OK
+        return ExitCode.SOME_FAILED
 
 
 def put_manifest(stack: LocalStack, manifest: Path, key: str | None = None) -> tuple[str, str]:

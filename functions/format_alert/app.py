@@ -15,7 +15,7 @@ from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agesweep.alerts import alert_for
-from agesweep.collate import DEFAULT_LOG_GROUP
+from agesweep.links import DEFAULT_LOG_GROUP
 
 logger = Logger()
 tracer = Tracer()

@@ -9,7 +9,8 @@ import yaml
 
 from agesweep import tracking
 from agesweep.local.runtime import SimulatedFailure, SpotInterruption
-from agesweep.local.session import EXIT_INVALID, EXIT_OK, EXIT_SOME_FAILED, run_manifest
+from agesweep.exit_codes import ExitCode
+from agesweep.local.session import run_manifest
 from tests.local.conftest import write_manifest
 
 
@@ -33,7 +34,7 @@ def test_small_sweep_runs_every_step_of_the_real_state_machine(make_stack, tmp_p
     result = run_manifest(stack, manifest)
 
     assert result.status == "SUCCEEDED", (result.error, result.cause)
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == ExitCode.OK
     assert [(row.age, row.status, row.attempts) for row in result.rows] == [
         (50, "SUCCEEDED", 1), (51, "SUCCEEDED", 1), (52, "SUCCEEDED", 1)
     ]
@@ -63,7 +64,7 @@ def test_duplicate_object_created_events_start_one_execution(make_stack, tmp_pat
     stack = make_stack()
     manifest = write_manifest(tmp_path / "dup.yaml", [60], run_name="dup", epochs=1)
     result = run_manifest(stack, manifest)
-    assert result.exit_code == EXIT_OK
+    assert result.exit_code == ExitCode.OK
     s3 = stack.client("s3")
     head = s3.head_object(Bucket=stack.bucket, Key="manifests/dup.yaml")
     detail = {
@@ -91,7 +92,7 @@ def test_invalid_manifest_ends_with_a_readable_alert_and_no_job(make_stack, tmp_
 
     result = run_manifest(stack, manifest)
 
-    assert result.exit_code == EXIT_INVALID
+    assert result.exit_code == ExitCode.INVALID
     assert result.status == "FAILED" and result.error == "ManifestRejected"
     assert _all_jobs(stack) == []
     assert "RunAges" not in _state_names(stack, result.execution_arn)
@@ -109,7 +110,7 @@ def test_failed_age_is_not_retried_and_the_retry_manifest_reruns_only_it(make_st
 
     result = run_manifest(stack, manifest)
 
-    assert result.exit_code == EXIT_SOME_FAILED
+    assert result.exit_code == ExitCode.SOME_FAILED
     assert result.status == "FAILED" and result.error == "ToleranceExceeded"
     by_age = {row.age: row for row in result.rows}
     assert by_age[50].status == by_age[52].status == "SUCCEEDED"
@@ -127,7 +128,7 @@ def test_failed_age_is_not_retried_and_the_retry_manifest_reruns_only_it(make_st
     retry_path = tmp_path / "partial-retry.yaml"
     retry_path.write_text((result.run_dir / "retry-manifest.yaml").read_text(), encoding="utf-8")
     rerun = run_manifest(stack, retry_path)
-    assert rerun.exit_code == EXIT_OK
+    assert rerun.exit_code == ExitCode.OK
     assert [(row.age, row.status) for row in rerun.rows] == [(51, "SUCCEEDED")]
     assert rerun.run_id != result.run_id
 
@@ -138,7 +139,7 @@ def test_spot_interruption_is_retried_by_the_job_definition(make_stack, tmp_path
 
     result = run_manifest(stack, manifest)
 
-    assert result.exit_code == EXIT_OK, (result.error, result.cause)
+    assert result.exit_code == ExitCode.OK, (result.error, result.cause)
     job = stack.client("batch").describe_jobs(jobs=[result.rows[0].job_id])["jobs"][0]
     assert len(job["attempts"]) == 2
     assert job["attempts"][0]["statusReason"].startswith("Host EC2")

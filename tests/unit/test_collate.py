@@ -152,7 +152,7 @@ def test_message_reads_like_a_summary() -> None:
     assert lines[0] == f"Run {RUN_ID}"
     assert "2 succeeded / 1 failed of 3 jobs (age x slice) - ABOVE tolerance (33.3% failed, 0% tolerated)" in lines
     assert "Duration: 3m 10s (2025-11-25T09:00:01Z to 2025-11-25T09:03:11Z)" in lines
-    assert "Cost estimate: spot $1.86, on demand $6.14" in lines
+    assert "Cost estimate: up to $6.45 on spot ($18.43 on-demand) + $0.0004 Step Functions; at most 384 vCPU-hours" in lines
     assert "- age 55, slice 0-10000: Essential container in task exited (exit 1, 1 attempt)" in lines
     assert "Report: s3://b/runs/r/report.html" in lines
     assert "Retry manifest (failed pairs only): s3://b/runs/r/retry-manifest.yaml" in lines
@@ -211,10 +211,10 @@ def test_collates_a_plan_from_the_real_planner() -> None:
     """The planner's array items (slices None, bounds at the top level) collate into per-slice outcomes."""
     from agesweep.manifest import parse_manifest
     from agesweep.plan import plan as make_plan
-    from agesweep.stack import StackConfig
+    from agesweep.settings import Settings
 
     text = b"run_name: demo\nages: {from: 50, to: 52}\nslices: {size: 2500, total: 10000}\n"
-    planned = make_plan(parse_manifest(text, "demo.yaml"), StackConfig(bucket_name="stack-bucket"), "demo-0123456789ab",
+    planned = make_plan(parse_manifest(text, "demo.yaml"), Settings(bucket_name="stack-bucket"), "demo-0123456789ab",
                         manifest_location={"bucket": "stack-bucket", "key": "manifests/demo.yaml", "version_id": "v1"}
                         ).model_dump(mode="json")
     assert [i["array_size"] for i in planned["items"]] == [4, 4, 4]

@@ -19,7 +19,7 @@ from agesweep.manifest import (
     parse_manifest,
     run_name_from_source,
 )
-from agesweep.stack import StackConfig
+from agesweep.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "events" / "manifests"
@@ -80,7 +80,7 @@ def test_paths_are_normalised() -> None:
 
 
 def test_stack_bounds_and_buckets_come_from_the_stack() -> None:
-    stack = StackConfig(age_min=30, age_max=90, bucket_name="stack-bucket", allowed_buckets=frozenset({"inputs-x"}))
+    stack = Settings(age_min=30, age_max=90, bucket_name="stack-bucket", allowed_buckets=frozenset({"inputs-x"}))
     raw = b"ages: {from: 30, to: 90}\nslices: [{start_index: 0, end_index: 10}]\ninput: s3://inputs-x/a\noutput: s3://stack-bucket/o\n"
     assert len(parse_manifest(raw, "s.yaml", stack).age_values()) == 61
     with pytest.raises(ManifestInvalid) as caught:
@@ -89,13 +89,13 @@ def test_stack_bounds_and_buckets_come_from_the_stack() -> None:
 
 
 def test_stack_config_from_env() -> None:
-    stack = StackConfig.from_env(
+    stack = Settings.from_env(
         {"BUCKET_NAME": "b1", "JOB_QUEUE_ARN": "q", "JOB_DEFINITION_ARN": "d:3", "AGE_MIN": "45", "AGE_MAX": "50",
          "ALLOWED_BUCKETS": " in-1, in-2 ,"}
     )
     assert stack.buckets == {"b1", "in-1", "in-2"} and (stack.age_min, stack.age_max) == (45, 50)
     assert stack.results_uri("r-1") == "s3://b1/runs/r-1/"
-    assert not stack.s3_unrestricted and StackConfig.from_env({}).s3_unrestricted
+    assert not stack.s3_unrestricted and Settings.from_env({}).s3_unrestricted
 
 
 def test_run_name_from_source() -> None:

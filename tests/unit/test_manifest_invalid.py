@@ -11,7 +11,7 @@ import pytest
 
 from agesweep.errors import ManifestInvalid
 from agesweep.plan import validate_and_plan
-from agesweep.stack import StackConfig
+from agesweep.settings import Settings
 
 CORPUS = Path(__file__).parent / "invalid_manifests"
 EXPECTED: dict[str, dict] = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
@@ -20,7 +20,7 @@ PROBLEM_LINE = re.compile(r"^[A-Za-z_][^\s:]*(?::[^\s:]+)*: \S.* \(.+\)$")
 
 def _problems(name: str) -> list[str]:
     spec = EXPECTED[name]
-    stack = StackConfig.model_validate(spec.get("stack", {}))
+    stack = Settings.model_validate(spec.get("stack", {}))
     with pytest.raises(ManifestInvalid) as caught:
         validate_and_plan((CORPUS / name).read_bytes(), name, stack, run_id="corpus-0123456789ab")
     return caught.value.problems
@@ -54,5 +54,5 @@ def test_many_problems_are_reported_at_once() -> None:
 def test_oversized_file_is_rejected_before_parsing() -> None:
     raw = b"ages: [40]\nslices: [{start_index: 0, end_index: 1}]\n" + b"#" * (1024 * 1024)
     with pytest.raises(ManifestInvalid) as caught:
-        validate_and_plan(raw, "big.yaml", StackConfig(), run_id="big-0123456789ab")
+        validate_and_plan(raw, "big.yaml", Settings(), run_id="big-0123456789ab")
     assert caught.value.problems == [f"manifest: {len(raw):,} bytes is too large (at most 1,048,576 bytes)"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from agesweep.contracts import JobDefinitionRef, JobTimeout, PlanItem, RetryStrategy
 from agesweep.errors import ManifestInvalid
 from agesweep.manifest import parse_manifest
 from agesweep.plan import (
@@ -14,17 +15,16 @@ from agesweep.plan import (
     JOB_NAME_MAX,
     PAYLOAD_BUDGET,
     array_layout,
-    item_slices,
     job_definition_request,
     job_name,
     plan,
     safe_job_name,
     validate_and_plan,
 )
-from agesweep.stack import StackConfig
+from agesweep.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-STACK = StackConfig(
+STACK = Settings(
     bucket_name="agesweep-dev-bucket",
     job_queue="arn:aws:batch:us-east-1:123456789012:job-queue/agesweep-queue",
     job_definition="arn:aws:batch:us-east-1:123456789012:job-definition/agesweep-job:7",
@@ -35,15 +35,15 @@ ASL_PLAN_KEYS = {"items", "max_concurrency", "job_queue", "job_definition", "reg
 ASL_ITEM_KEYS = {"job_name", "array_size", "parameters", "container_overrides", "timeout", "retry_strategy", "tags", "age"}
 
 
-def _plan(text: str, name: str = "m.yaml", stack: StackConfig = STACK, run_id: str = RUN_ID) -> dict:
-    return validate_and_plan(text.encode(), name, stack, run_id)
+def _plan(text: str, name: str = "m.yaml", stack: Settings = STACK, run_id: str = RUN_ID) -> dict:
+    return validate_and_plan(text.encode(), name, stack, run_id).to_state()
 
 
 @pytest.fixture(scope="module")
 def seed_plan() -> dict:
     raw = (ROOT / "events" / "manifests" / "aladyn-0-10000.yaml").read_bytes()
     location = {"bucket": "agesweep-dev-bucket", "key": "manifests/aladyn-0-10000.yaml", "version_id": "v1"}
-    return validate_and_plan(raw, "manifests/aladyn-0-10000.yaml", STACK, RUN_ID, location)
+    return validate_and_plan(raw, "manifests/aladyn-0-10000.yaml", STACK, RUN_ID, location).to_state()
 
 
 def test_seed_sweep_is_40_jobs_named_like_the_seed(seed_plan: dict) -> None:
@@ -77,7 +77,7 @@ def test_item_matches_the_internals_example(seed_plan: dict) -> None:
         "Environment": [{"Name": "OMP_NUM_THREADS", "Value": "32"}],
     }
     assert item["timeout"] == {"AttemptDurationSeconds": 14400}
-    assert item["retry_strategy"] == {"Attempts": 3, "EvaluateOnExit": EVALUATE_ON_EXIT}
+    assert item["retry_strategy"] == {"Attempts": 3, "EvaluateOnExit": [e.model_dump() for e in EVALUATE_ON_EXIT]}
     assert item["retry_strategy"]["EvaluateOnExit"][-1] == {"OnReason": "*", "Action": "EXIT"}
     assert item["slices"] == [[0, 10000]] and item["output_folder"] == f"/data/output/{RUN_ID}/age_55/"
     assert item["tags"]["agesweep:run_id"] == RUN_ID and item["tags"]["agesweep:age"] == "55"
@@ -112,7 +112,7 @@ def test_equal_contiguous_slices_become_one_array_job_per_age() -> None:
     item = p["items"][0]
     assert item["array_size"] == 11 and item["slice_size"] == 1000 and item["slices"] is None
     assert (item["parameters"]["start_index"], item["parameters"]["end_index"], item["parameters"]["slice_size"]) == ("0", "10500", "1000")
-    expanded = item_slices(item)
+    expanded = PlanItem.model_validate(item).slice_spans()
     assert expanded[0] == (0, 1000) and expanded[10] == (10000, 10500) and len(expanded) == 11
     assert item["tags"]["agesweep:slice"] == "0-10500/1000"
     assert {"Type": "GPU", "Value": "1"} in item["container_overrides"]["ResourceRequirements"]
@@ -181,7 +181,7 @@ def test_image_override_registers_a_derived_job_definition() -> None:
     image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn:v2"
     manifest = parse_manifest(f"run_name: r1\nages: [40]\nslices: [{{start_index: 0, end_index: 1}}]\njob: {{image: '{image}'}}\n".encode())
     p = plan(manifest, STACK, "r1-0123456789ab", manifest_sha256="ab" * 32, job_definition_description=description)
-    assert p.register_job_definition is True and p.job_definition == {"ref": STACK.job_definition}
+    assert p.register_job_definition is True and p.job_definition == JobDefinitionRef(ref=STACK.job_definition)
     req = p.job_definition_request
     assert req is not None
     assert {"JobDefinitionName", "Type", "ContainerProperties", "Parameters", "RetryStrategy", "Timeout", "Tags"} <= set(req)
@@ -200,7 +200,7 @@ def test_image_override_registers_a_derived_job_definition() -> None:
 
 def test_offline_image_override_still_gives_a_complete_request() -> None:
     manifest = parse_manifest(b"ages: [40]\nslices: [{start_index: 0, end_index: 1}]\njob: {image: 'repo/x@sha256:" + b"a" * 64 + b"'}\n", "o.yaml")
-    req = job_definition_request(manifest, "agesweep-job:1", "o", "o-1", "", {"AttemptDurationSeconds": 60}, {"Attempts": 1}, None)
+    req = job_definition_request(manifest, "agesweep-job:1", "o", "o-1", "", JobTimeout(AttemptDurationSeconds=60), RetryStrategy(Attempts=1, EvaluateOnExit=[]), None)
     assert {"JobDefinitionName", "Type", "ContainerProperties", "Parameters", "RetryStrategy", "Timeout", "Tags"} <= set(req)
     assert req["ContainerProperties"] == {"Image": "repo/x@sha256:" + "a" * 64}
 

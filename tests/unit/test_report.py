@@ -37,7 +37,7 @@ def test_report_has_the_run_header_with_lineage() -> None:
         "123456789012.dkr.ecr.us-east-1.amazonaws.com/agesweep-dev-trainer:1.4.0",  # image
         "job-definition/agesweep-dev-aladyn-model-job:3",  # job definition ARN:revision
         "2025-11-25T09:00:01Z", "2025-11-25T09:03:11Z", "3m 10s",  # started, finished, duration
-        "spot $1.86, on demand $6.14",  # cost estimate
+        "up to $6.45 on spot ($18.43 on-demand) + $0.0004 Step Functions; at most 384 vCPU-hours",  # cost estimate
         "s3://b/runs/r/summary.json",
     ):
         assert expected in html, expected

@@ -1,4 +1,4 @@
-"""Stack-wide defaults and limits: what a manifest is checked against, read from the Lambdas' env.
+"""The deployed stack's settings as its Lambdas see them: resource names, defaults and limits.
 
 The same model serves the CLI (no AWS: defaults, or the env if set) and the validate Lambda (env
 vars set by template.yaml), so a manifest validates the same way in both places.
@@ -19,7 +19,7 @@ OFFLINE_JOB_QUEUE = "<stack job queue>"
 OFFLINE_JOB_DEFINITION = "<stack job definition>"
 
 
-class StackConfig(BaseModel):
+class Settings(BaseModel):
     """What the deployed stack provides: its bucket, queue, job definition and allowed ranges."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,7 +40,7 @@ class StackConfig(BaseModel):
     default_attempts: int = Field(3, ge=1, le=10)
 
     @model_validator(mode="after")
-    def _bounds_ordered(self) -> StackConfig:
+    def _bounds_ordered(self) -> Settings:
         if self.age_min > self.age_max:
             raise ValueError(f"AGE_MIN {self.age_min} is above AGE_MAX {self.age_max}")
         return self
@@ -63,7 +63,7 @@ class StackConfig(BaseModel):
         return f"s3://{self.bucket_name}/runs/{run_id}/" if self.bucket_name else "none"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> StackConfig:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build from the env vars named in docs/internals.md; unset or empty vars keep defaults."""
         env = os.environ if environ is None else environ
 

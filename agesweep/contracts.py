@@ -1,0 +1,429 @@
+"""Every shape that crosses a boundary, as one pydantic model each (docs/internals.md shows them).
+
+start_run ──ExecutionInput──▶ ValidateManifest ──Plan──▶ Map ──ItemResult──▶ CollateResults
+──CollateOutput──▶ Notify. The collated run (summary.json) is ``Summary``; the trainer's metrics
+file as collation reads it is ``JobMetrics``.
+
+Members that Step Functions forwards verbatim to the Batch API (container overrides, timeout,
+retry strategy) keep Batch's PascalCase names and drop unset members when dumped, since Batch
+rejects explicit nulls. The JSON Schema of these models is what docs/internals.md is checked
+against, so a shape cannot change without its documentation.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+
+SUMMARY_SCHEMA_VERSION = 1
+PLAN_SCHEMA_VERSION = 1
+
+
+class Contract(BaseModel):
+    """A boundary shape: unknown members are an error, so a drifted producer fails loudly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class BatchMember(Contract):
+    """A fragment of a Batch request (PascalCase): unset members are left out of the JSON."""
+
+    @model_serializer(mode="wrap")
+    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {k: v for k, v in handler(self).items() if v is not None}
+
+
+# ------------------------------------------------------------------ start_run → the execution
+
+
+class ManifestRef(Contract):
+    """The manifest object version a run was started for, and its content digest."""
+
+    bucket: str | None = None
+    key: str
+    version_id: str | None = None
+    sha256: str = ""
+
+
+class ExecutionInput(Contract):
+    """The sweep execution's input (start_run) and the ValidateManifest state's payload.
+
+    ``run_id`` is the execution name: a digest of (bucket, key, version_id) — agesweep.runs.
+    """
+
+    bucket: str = Field(min_length=3, max_length=63)
+    key: str = Field(min_length=1, max_length=1024)
+    version_id: str | None = None
+    run_id: str = Field(min_length=1, max_length=80)
+
+
+class StartRunResult(Contract):
+    """What start_run answers for one S3 event (logged; nothing reads it but tests and people)."""
+
+    started: bool
+    run_id: str | None = None
+    execution_arn: str | None = None
+    reason: str | None = None
+
+
+# ------------------------------------------------------------------ the plan
+
+
+class ResourceRequirement(BatchMember):
+    Type: Literal["VCPU", "MEMORY", "GPU"]
+    Value: str
+
+
+class EnvironmentVariable(BatchMember):
+    Name: str
+    Value: str
+
+
+class ContainerOverrides(BatchMember):
+    """Per-job resources (never secrets): SubmitJob's ContainerOverrides."""
+
+    ResourceRequirements: list[ResourceRequirement] | None = None
+    Environment: list[EnvironmentVariable] | None = None
+
+
+class JobTimeout(BatchMember):
+    AttemptDurationSeconds: int = Field(ge=60)
+
+
+class EvaluateOnExit(BatchMember):
+    OnStatusReason: str | None = None
+    OnReason: str | None = None
+    OnExitCode: str | None = None
+    Action: Literal["RETRY", "EXIT"]
+
+
+class RetryStrategy(BatchMember):
+    Attempts: int = Field(ge=1, le=10)
+    EvaluateOnExit: list[EvaluateOnExit]
+
+
+class PlanItem(Contract):
+    """One Map iteration: one Batch job (array_size 0) or one array job (array_size ≥ 2)."""
+
+    age: int
+    job_name: str
+    array_size: int = Field(description="0: a single job; ≥ 2: an array job, child i trains slice i.")
+    start_index: int
+    end_index: int
+    slice_size: int = Field(
+        description="0 for a single job; array child i trains start_index + i*slice_size .. min(+slice_size, end_index)."
+    )
+    slices: list[tuple[int, int]] | None = Field(
+        description="A single job's [[start, end]]; null for an array job (see slice_spans)."
+    )
+    output_folder: str
+    parameters: dict[str, str] = Field(description="Batch Parameters: the Ref:: values of the job command.")
+    container_overrides: ContainerOverrides
+    timeout: JobTimeout
+    retry_strategy: RetryStrategy
+    tags: dict[str, str]
+
+    def slice_spans(self) -> list[tuple[int, int]]:
+        """The (start, end) slices this item trains; array child i is entry i."""
+        if not self.slice_size:
+            return list(self.slices or [(self.start_index, self.end_index)])
+        return [
+            (s, min(s + self.slice_size, self.end_index))
+            for s in range(self.start_index, self.end_index, self.slice_size)
+        ]
+
+
+class JobDefinitionRef(Contract):
+    """An object, so the RegisterJobDefinition state can replace it with the new revision's ARN."""
+
+    ref: str
+
+
+class Prices(Contract):
+    """The dated public list prices an estimate was made with."""
+
+    as_of: str
+    region: str
+    step_functions_per_1000_transitions: float
+    vcpu_hour_on_demand: float
+    vcpu_hour_spot: float
+    gpu_hour_on_demand: float
+    gpu_hour_spot: float
+
+
+class CostEstimate(Contract):
+    """The planner's bound on a run's cost, in USD: every child job running to its timeout."""
+
+    step_functions: float
+    compute_spot_at_timeout: float
+    compute_on_demand_at_timeout: float
+    vcpu_hours_at_timeout: float
+    gpu_hours_at_timeout: float
+    prices: Prices
+
+
+class PlanTotals(Contract):
+    ages: int
+    jobs: int
+    array_jobs: int
+    child_jobs: int
+    slices: int
+    state_transitions: int
+    history_events: int
+    history_limit: int
+    cost_estimate_usd: CostEstimate
+    estimate_note: str
+    payload_bytes: int | None = Field(None, description="The plan's JSON size; filled in once the plan is built.")
+
+
+class Plan(Contract):
+    """Everything the state machine needs to run one manifest, plus totals for people."""
+
+    schema_version: int = PLAN_SCHEMA_VERSION
+    run_id: str
+    run_name: str
+    manifest: ManifestRef
+    job_queue: str
+    job_definition: JobDefinitionRef
+    register_job_definition: bool
+    job_definition_request: dict[str, Any] | None = Field(
+        description="RegisterJobDefinition request (PascalCase, as the aws-sdk:batch integration takes it), "
+        "only when the manifest overrides the image."
+    )
+    max_concurrency: int
+    tolerated_failure_percent: float
+    results_uri: str
+    input: str
+    output: str
+    items: list[PlanItem]
+    totals: PlanTotals
+    warnings: list[str] = Field(default_factory=list)
+
+    def to_state(self) -> dict[str, Any]:
+        """The plan as the state machine carries it (JSON types, Batch members without nulls)."""
+        return self.model_dump(mode="json")
+
+    def payload_bytes(self) -> int:
+        return len(json.dumps(self.to_state(), separators=(",", ":")))
+
+
+# ------------------------------------------------------------------ one Map iteration
+
+
+class SubmittedJob(Contract):
+    """The ResultSelector of the SubmitJob states: the job and its final status."""
+
+    JobId: str
+    Status: str
+
+
+class CaughtError(Contract):
+    """A Catch's ``$.error``: Cause is the failed job's JSON description, or an API error text."""
+
+    Error: str
+    Cause: str | None = None
+
+
+class ItemResult(Contract):
+    """What one Map iteration records (RecordSuccess / RecordFailure in the ASL)."""
+
+    age: int
+    job_name: str
+    array_size: int
+    status: Literal["SUCCEEDED", "FAILED"]
+    job: SubmittedJob | None = None
+    error: CaughtError | None = None
+
+    def cause_job(self) -> dict[str, Any] | None:
+        """The failed job's description (camelCase) when the caught error carries one."""
+        from agesweep.aws import camel_case  # deferred: contracts stay import-light
+
+        if self.error is None or not self.error.Cause:
+            return None
+        try:
+            cause = json.loads(self.error.Cause)
+        except ValueError:
+            return None
+        if isinstance(cause, dict) and ("JobId" in cause or "jobId" in cause):
+            described: dict[str, Any] = camel_case(cause)
+            return described
+        return None
+
+    @property
+    def job_id(self) -> str | None:
+        """The Batch job this iteration ran, from its result or from the failure's job description."""
+        if self.job is not None:
+            return self.job.JobId
+        cause = self.cause_job()
+        return str(cause["jobId"]) if cause and cause.get("jobId") else None
+
+
+# ------------------------------------------------------------------ collation
+
+
+class CollateInput(Contract):
+    """What the CollateResults state sends. A result is null where a Map iteration left none."""
+
+    plan: Plan
+    results: list[ItemResult | None]
+
+
+class CollateOutput(Contract):
+    """What CollateResults returns: the counts the Choice reads and the SNS text Notify sends."""
+
+    run_id: str
+    total: int
+    succeeded: int
+    failed: int
+    within_tolerance: bool
+    subject: str = Field(max_length=100)
+    message: str
+    summary_uri: str
+    report_uri: str
+    retry_manifest_uri: str
+
+
+class Lineage(BaseModel):
+    """The trainer's lineage block (metrics JSON); other workloads may add members."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str | None = None
+    job_id: str | None = None
+    attempt: int | None = None
+    array_index: int | None = None
+    image: str | None = None
+    job_definition: str | None = None
+    input: str | None = None
+    parameters: dict[str, Any] | None = None
+    torch: str | None = None
+    git_revision: str | None = None
+
+
+class JobMetrics(BaseModel):
+    """The metrics JSON a job wrote (the trainer's fields; a job may write more, kept as they are)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    run_id: str | None = None
+    age: int | None = None
+    start_index: int | None = None
+    end_index: int | None = None
+    n_patients: int | None = None
+    epochs: int | None = None
+    final_loss: float | None = None
+    loss_history: list[tuple[int, float]] | None = None
+    heldout_c_index: float | None = None
+    wall_time_s: float | None = None
+    peak_rss_mb: float | None = None
+    device: str | None = None
+    resumed_from_epoch: int | None = None
+    lineage: Lineage | None = None
+
+
+class SliceOutcome(BaseModel):
+    """One (age, slice): one Batch job, or one child of the age's array job."""
+
+    age: int
+    start_index: int
+    end_index: int
+    status: str = Field(description="Batch status (SUCCEEDED, FAILED, ...) or MISSING / NOT_SUBMITTED.")
+    status_reason: str | None = None
+    exit_code: int | None = None
+    attempts: int = 0
+    duration_s: float | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    job_id: str | None = None
+    array_index: int | None = None
+    log_stream: str | None = None
+    log_url: str | None = None
+    metrics: JobMetrics | None = Field(None, description="The job's metrics JSON, without its lineage.")
+    metrics_lineage: Lineage | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status == "SUCCEEDED"
+
+    @property
+    def slice_label(self) -> str:
+        return f"{self.start_index}-{self.end_index}"
+
+
+class AgeOutcome(BaseModel):
+    """One plan item (one age; its slices as one array job or a single job)."""
+
+    age: int
+    job_name: str
+    job_id: str | None = None
+    array_size: int = 0
+    status: str
+    status_reason: str | None = None
+    error: CaughtError | None = Field(None, description="The Map iteration's caught error, if any.")
+    parameters: dict[str, str] = Field(default_factory=dict)
+    slices: list[SliceOutcome]
+
+
+class Failure(BaseModel):
+    age: int
+    start_index: int
+    end_index: int
+    status: str
+    reason: str
+    exit_code: int | None = None
+    attempts: int = 0
+    log_url: str | None = None
+
+
+class RunLineage(BaseModel):
+    """Where a run came from: manifest version + sha256, image, job definition, input, parameters."""
+
+    run_id: str
+    manifest: ManifestRef
+    image: str | list[str] | None = None
+    job_definition: str | list[str] | None = None
+    job_queue: str | None = None
+    input: str | None = None
+    output: str | None = None
+    results_uri: str | None = None
+    parameters: dict[str, str] = Field(default_factory=dict)
+    git_revision: str | list[str] | None = None
+
+
+class SummaryCost(BaseModel):
+    cost_estimate_usd: CostEstimate | None = None
+    estimate_note: str | None = None
+
+
+class Summary(BaseModel):
+    """Everything a person (or the report, or a script) needs to know about one run: summary.json."""
+
+    schema_version: int = SUMMARY_SCHEMA_VERSION
+    run_id: str
+    run_name: str
+    lineage: RunLineage
+    started_at: str | None = None
+    finished_at: str | None = None
+    duration_s: float | None = None
+    total: int
+    succeeded: int
+    failed: int
+    failed_percent: float
+    tolerated_failure_percent: float
+    within_tolerance: bool
+    failed_ages: list[int]
+    cost_estimate: SummaryCost = Field(default_factory=SummaryCost)
+    ages: list[AgeOutcome]
+    failures: list[Failure]
+    collated_at: str
+    notes: list[str] = Field(default_factory=list)
+
+    def slices(self) -> list[SliceOutcome]:
+        return [s for a in self.ages for s in a.slices]
+
+
+BOUNDARY_MODELS: tuple[type[BaseModel], ...] = (
+    ExecutionInput, Plan, PlanItem, ItemResult, CollateInput, CollateOutput, Summary,
+)

@@ -7,7 +7,7 @@ reaches AWS or local mode's moto server.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import boto3
@@ -50,7 +50,9 @@ def client(service: str) -> Any:
     """
     key = (service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     if key not in _clients:
-        _clients[key] = boto3.session.Session().client(service, config=RETRY_CONFIG)
+        # boto3 types client() per service name (Literal overloads); a service chosen at run time is a str
+        make: Callable[..., Any] = boto3.session.Session().client
+        _clients[key] = make(service, config=RETRY_CONFIG)
     return _clients[key]
 
 

@@ -13,8 +13,8 @@ import json
 import math
 import posixpath
 import re
-from collections.abc import Iterable
-from typing import Annotated, Any, Literal, Union, get_args
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -31,7 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from agesweep.errors import ManifestInvalid
 from agesweep.settings import Settings
@@ -54,7 +54,9 @@ _JOB_DEF_RE = re.compile(
     r"^(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-definition/)?[A-Za-z0-9][A-Za-z0-9_-]{0,127}(?::\d+)?$"
 )
 _QUEUE_RE = re.compile(r"^(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-queue/)?[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_IMAGE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(?::\d+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
+_IMAGE_RE = re.compile(
+    r"^[a-z0-9][a-z0-9._-]*(?::\d+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+)
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._/=+@-]*$")
 _TAG_CHARS_RE = re.compile(r"^[\w\s.:/=+@-]*$")
@@ -134,7 +136,7 @@ def _ages_kind(value: Any) -> str | None:
 
 AgeList = Annotated[list[int], Field(min_length=1, max_length=151)]
 Ages = Annotated[
-    Union[Annotated[AgeRange, Tag("age_range")], Annotated[AgeList, Tag("age_list")]],
+    Annotated[AgeRange, Tag("age_range")] | Annotated[AgeList, Tag("age_list")],
     Discriminator(
         _ages_kind,
         custom_error_type="ages_shape",
@@ -212,7 +214,7 @@ def _slices_kind(value: Any) -> str | None:
 
 SliceList = Annotated[list[Slice], Field(min_length=1, max_length=MAX_ARRAY_SIZE), AfterValidator(_check_slice_list)]
 Slices = Annotated[
-    Union[Annotated[SliceList, Tag("slice_list")], Annotated[SliceGrid, Tag("slice_grid")]],
+    Annotated[SliceList, Tag("slice_list")] | Annotated[SliceGrid, Tag("slice_grid")],
     Discriminator(
         _slices_kind,
         custom_error_type="slices_shape",
@@ -453,7 +455,8 @@ class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  
                     None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
                 )
             seen.add(ident)
-        return super().construct_mapping(node, deep=deep)
+        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
+        return mapping
 
 
 def _check_node_tree(root: yaml.Node) -> None:
@@ -624,52 +627,55 @@ def _num(limit: Any) -> str:
     return f"{limit:g}" if isinstance(limit, float) else f"{limit:,}" if isinstance(limit, int) else str(limit)
 
 
-def _describe(err: dict[str, Any]) -> str:
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    loc = err["loc"]
-    if kind == "agesweep" or kind in ("ages_shape", "slices_shape"):
+_PLAIN_KINDS = frozenset({"agesweep", "ages_shape", "slices_shape"})
+_WRONG_TYPE = {  # pydantic error type → what the value is not (what is allowed)
+    "int_type": "a whole number (an integer)", "int_parsing": "a whole number (an integer)",
+    "int_from_float": "a whole number (an integer)",
+    "float_type": "a number (a number)", "float_parsing": "a number (a number)",
+    "string_type": "text (a string)",
+    "bool_type": "true/false (a boolean)",
+    "dict_type": "a mapping (a mapping of fields)", "model_type": "a mapping (a mapping of fields)",
+    "model_attributes_type": "a mapping (a mapping of fields)",
+    "list_type": "a list (a list)",
+}
+# pydantic error type → what is wrong (what is allowed), from the offending value and the error's ctx
+_DESCRIBE: dict[str, Callable[[Any, dict[str, Any]], str]] = {
+    "missing": lambda value, ctx: "missing (required)",
+    "greater_than_equal": lambda value, ctx: f"{_show(value)} is too small (≥ {_num(ctx['ge'])})",
+    "greater_than": lambda value, ctx: f"{_show(value)} is too small (> {_num(ctx['gt'])})",
+    "less_than_equal": lambda value, ctx: f"{_show(value)} is too large (≤ {_num(ctx['le'])})",
+    "less_than": lambda value, ctx: f"{_show(value)} is too large (< {_num(ctx['lt'])})",
+    "string_too_long": lambda value, ctx: f"{len(value)} characters is too long (at most {ctx['max_length']})",
+    "string_too_short": lambda value, ctx: f"empty (at least {ctx['min_length']} character)",
+    "too_short": lambda value, ctx: f"has {ctx.get('actual_length', 0)} items (at least {ctx['min_length']})",
+    "too_long": lambda value, ctx: (
+        f"{len(value)} characters is too long (at most {ctx['max_length']})" if isinstance(value, str)
+        else f"has {ctx.get('actual_length', '?')} items (at most {ctx['max_length']})"
+    ),
+    "literal_error": lambda value, ctx: f"{_show(value)} is not allowed (allowed: {ctx.get('expected')})",
+}
+
+
+def _unknown_field(loc: tuple[int | str, ...]) -> str:
+    name = str(loc[-1])
+    parent = _model_at(loc[:-1])
+    allowed = _field_names(parent) if parent else []
+    hint = did_you_mean(name, allowed) if allowed else None
+    choices = f"allowed: {', '.join(allowed)}" if allowed else "not a known field"
+    return f"unknown field {name!r} (" + (f"did you mean {hint!r}? " if hint else "") + choices + ")"
+
+
+def _describe(err: ErrorDetails) -> str:
+    kind, value = err["type"], err.get("input")
+    if kind in _PLAIN_KINDS:
         return err["msg"]
-    if kind == "missing":
-        return "missing (required)"
     if kind == "extra_forbidden":
-        name = str(loc[-1])
-        parent = _model_at(loc[:-1])
-        allowed = _field_names(parent) if parent else []
-        hint = did_you_mean(name, allowed) if allowed else None
-        choices = f"allowed: {', '.join(allowed)}" if allowed else "not a known field"
-        return f"unknown field {name!r} (" + (f"did you mean {hint!r}? " if hint else "") + choices + ")"
-    if kind in ("int_type", "int_parsing", "int_from_float"):
-        return f"{_show(value)} is not a whole number (an integer)"
-    if kind in ("float_type", "float_parsing"):
-        return f"{_show(value)} is not a number (a number)"
-    if kind == "string_type":
-        return f"{_show(value)} is not text (a string)"
-    if kind == "bool_type":
-        return f"{_show(value)} is not true/false (a boolean)"
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return f"{_show(value)} is not a mapping (a mapping of fields)"
-    if kind == "list_type":
-        return f"{_show(value)} is not a list (a list)"
-    if kind == "greater_than_equal":
-        return f"{_show(value)} is too small (≥ {_num(ctx['ge'])})"
-    if kind == "greater_than":
-        return f"{_show(value)} is too small (> {_num(ctx['gt'])})"
-    if kind == "less_than_equal":
-        return f"{_show(value)} is too large (≤ {_num(ctx['le'])})"
-    if kind == "less_than":
-        return f"{_show(value)} is too large (< {_num(ctx['lt'])})"
-    if kind == "string_too_long":
-        return f"{len(value)} characters is too long (at most {ctx['max_length']})"
-    if kind == "string_too_short":
-        return f"empty (at least {ctx['min_length']} character)"
-    if kind == "too_short":
-        return f"has {ctx.get('actual_length', 0)} items (at least {ctx['min_length']})"
-    if kind == "too_long" and isinstance(value, str):
-        return f"{len(value)} characters is too long (at most {ctx['max_length']})"
-    if kind == "too_long":
-        return f"has {ctx.get('actual_length', '?')} items (at most {ctx['max_length']})"
-    if kind == "literal_error":
-        return f"{_show(value)} is not allowed (allowed: {ctx.get('expected')})"
+        return _unknown_field(err["loc"])
+    if kind in _WRONG_TYPE:
+        return f"{_show(value)} is not {_WRONG_TYPE[kind]}"
+    describe = _DESCRIBE.get(kind)
+    if describe is not None:
+        return describe(value, dict(err.get("ctx") or {}))
     return f"{err['msg']} (got {_show(value)})"
 
 

@@ -7,7 +7,6 @@ used to build the RegisterJobDefinition request for an image override.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -151,7 +150,7 @@ def job_definition_request(
     base_name = "agesweep-job" if definition_ref == OFFLINE_JOB_DEFINITION else definition_ref.rsplit("/", 1)[-1].split(":", 1)[0]
     if description:
         source = {k: description[k] for k in _REGISTER_MEMBERS if k in description}
-        request = pascal_case(source)
+        request: dict[str, Any] = pascal_case(source)
     else:
         request = {"Type": "container", "ContainerProperties": {}, "Parameters": {}}
     request["JobDefinitionName"] = safe_job_name(f"{base_name}-{run_name}")
@@ -199,6 +198,24 @@ def _totals(manifest: Manifest, settings: Settings, items: list[PlanItem], slice
             f"transitions and history events assume no retries."
         ),
     )
+
+
+def _warnings(manifest: Manifest, settings: Settings, definition_ref: str, *, described: bool) -> list[str]:
+    """What may surprise the person who submits the run, though nothing is wrong."""
+    warnings: list[str] = []
+    if manifest.max_concurrency > INLINE_MAP_CONCURRENCY:
+        warnings.append(
+            f"max_concurrency: {manifest.max_concurrency} is above {INLINE_MAP_CONCURRENCY}, "
+            f"the most iterations an inline Map runs at once"
+        )
+    if manifest.job.image is not None and not described:
+        warnings.append(
+            f"job.image: the job definition request was built without describing {definition_ref} "
+            f"(offline); the validate Lambda derives it from the live definition"
+        )
+    if settings.s3_unrestricted and (manifest.input.startswith("s3://") or manifest.output.startswith("s3://")):
+        warnings.append("input/output: no stack bucket configured, so s3:// buckets were not checked against an allow-list")
+    return warnings
 
 
 def plan(
@@ -253,6 +270,7 @@ def plan(
     user_tags = dict(manifest.tags)
 
     # (start, end, slice_size, array_size, slices) per item, for each age
+    layouts: list[tuple[int, int, int, int, list[tuple[int, int]] | None]]
     if size is not None:
         layouts = [(bounds[0][0], bounds[-1][1], size, len(bounds), None)]
     else:
@@ -298,20 +316,6 @@ def plan(
         if register
         else None
     )
-    warnings: list[str] = []
-    if manifest.max_concurrency > INLINE_MAP_CONCURRENCY:
-        warnings.append(
-            f"max_concurrency: {manifest.max_concurrency} is above {INLINE_MAP_CONCURRENCY}, "
-            f"the most iterations an inline Map runs at once"
-        )
-    if register and job_definition_description is None:
-        warnings.append(
-            f"job.image: the job definition request was built without describing {definition_ref} "
-            f"(offline); the validate Lambda derives it from the live definition"
-        )
-    if stack.s3_unrestricted and (manifest.input.startswith("s3://") or manifest.output.startswith("s3://")):
-        warnings.append("input/output: no stack bucket configured, so s3:// buckets were not checked against an allow-list")
-
     location = ManifestRef.model_validate({"key": source_name, **(manifest_location or {}), "sha256": sha})
     result = Plan(
         run_id=run_id,
@@ -328,7 +332,7 @@ def plan(
         output=manifest.output,
         items=items,
         totals=_totals(manifest, stack, items, len(bounds), register),
-        warnings=warnings,
+        warnings=_warnings(manifest, stack, definition_ref, described=job_definition_description is not None),
     )
     payload = result.payload_bytes()
     result.totals.payload_bytes = payload

@@ -86,6 +86,7 @@ class Preflight:
 
     def describe_job_definition(self, ref: str) -> dict[str, Any] | None:
         """Latest ACTIVE revision for a bare name; the exact revision for name:revision or an ARN."""
+        found: list[dict[str, Any]]
         if ref.startswith("arn:"):
             found = self.batch.describe_job_definitions(jobDefinitions=[ref]).get("jobDefinitions", [])
         else:

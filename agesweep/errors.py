@@ -15,6 +15,14 @@ class ManifestInvalid(AgesweepError):
         super().__init__("\n".join(self.problems))
 
 
+class SettingsInvalid(AgesweepError):
+    """The stack's settings (the env vars of its Lambdas, or of the CLI's shell) are unusable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems) + " (fix the environment variables)")
+
+
 class InputMissing(AgesweepError):
     """An input the manifest names does not exist."""
 

@@ -13,6 +13,7 @@ import json
 import math
 import posixpath
 import re
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal, get_args
 
@@ -187,20 +188,23 @@ class SliceGrid(_Strict):
         return [(s, min(s + self.size, end)) for s in range(self.start_index, end, self.size)]
 
 
-def _check_slice_list(slices: list[Slice]) -> list[Slice]:
+def slice_order_problem(spans: list[tuple[int, int, int]]) -> str | None:
+    """Overlapping or unsorted slices, from (list index, start, end) triples; None when in order."""
     bad: list[str] = []
-    for i in range(1, len(slices)):
-        prev, cur = slices[i - 1], slices[i]
-        if cur.start_index < prev.end_index:
-            what = "overlaps" if cur.start_index >= prev.start_index else "comes before"
-            bad.append(
-                f"[{i}] {cur.start_index}..{cur.end_index} {what} [{i - 1}] {prev.start_index}..{prev.end_index}"
-            )
-    if bad:
-        more = f"; {len(bad) - 3} more" if len(bad) > 3 else ""
-        raise _problem(
-            f"{'; '.join(bad[:3])}{more} (slices sorted by start_index, each starting at or after the previous end_index)"
-        )
+    for (_, p_start, p_end), (i, start, end) in zip(spans, spans[1:], strict=False):
+        if start < p_end:
+            what = "overlaps" if start >= p_start else "comes before"
+            bad.append(f"[{i}] {start}..{end} {what} [{i - 1}] {p_start}..{p_end}")
+    if not bad:
+        return None
+    more = f"; {len(bad) - 3} more" if len(bad) > 3 else ""
+    return f"{'; '.join(bad[:3])}{more} (slices sorted by start_index, each starting at or after the previous end_index)"
+
+
+def _check_slice_list(slices: list[Slice]) -> list[Slice]:
+    problem = slice_order_problem([(i, s.start_index, s.end_index) for i, s in enumerate(slices)])
+    if problem:
+        raise _problem(problem)
     return slices
 
 
@@ -383,14 +387,18 @@ class Manifest(_Strict):
     def _ages_allowed(cls, ages: AgeRange | list[int], info: ValidationInfo) -> AgeRange | list[int]:
         stack = _stack(info)
         values = ages.values() if isinstance(ages, AgeRange) else ages
+        problems: list[str] = []
         outside = sorted({a for a in values if not stack.age_min <= a <= stack.age_max})
         if outside:
             shown = ", ".join(map(str, outside[:5])) + (", …" if len(outside) > 5 else "")
-            raise _problem(f"{shown} outside the allowed ages ({stack.age_min}..{stack.age_max})")
+            problems.append(f"{shown} outside the allowed ages ({stack.age_min}..{stack.age_max})")
         if isinstance(ages, list):
-            dupes = sorted({a for a in ages if ages.count(a) > 1})
+            counts = Counter(ages)
+            dupes = sorted(a for a, n in counts.items() if n > 1)
             if dupes:
-                raise _problem(f"{', '.join(map(str, dupes))} listed twice (each age once)")
+                problems.append(f"{', '.join(map(str, dupes))} listed twice (each age once)")
+        if problems:
+            raise _problem("; ".join(problems))
         return ages
 
     @field_validator("tags")
@@ -496,6 +504,13 @@ def _yaml_error(exc: yaml.YAMLError) -> str:
     return f"manifest: not valid YAML{where}: {problem} (YAML or JSON)"
 
 
+def _top_level_kind(data: Any) -> str:
+    if data is None:
+        return "the file is empty (or only null)"
+    kinds = {list: "a list", str: "text", bool: "true/false", int: "a number", float: "a number"}
+    return f"top level is {kinds.get(type(data), type(data).__name__)}"
+
+
 def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in pairs:
@@ -537,8 +552,7 @@ def load_data(raw: bytes, source_name: str = "manifest.yaml") -> dict[str, Any]:
     except RecursionError:
         raise ManifestInvalid([f"manifest: nested too deeply (a flat manifest, at most {MAX_YAML_DEPTH} levels)"]) from None
     if not isinstance(data, dict):
-        kind = "a list" if isinstance(data, list) else f"a {type(data).__name__}"
-        raise ManifestInvalid([f"manifest: top level is {kind} (a mapping of manifest fields, e.g. ages: ...)"])
+        raise ManifestInvalid([f"manifest: {_top_level_kind(data)} (a mapping of manifest fields, e.g. ages: ...)"])
     return data
 
 
@@ -552,7 +566,22 @@ def validate_data(data: dict[str, Any], stack: Settings | None = None) -> Manife
     try:
         return Manifest.model_validate(data, context={"stack": stack or Settings()})
     except ValidationError as exc:
-        raise ManifestInvalid(format_errors(exc)) from None
+        problems = format_errors(exc)
+        hidden = _hidden_slice_order(data.get("slices"), problems)
+        raise ManifestInvalid(problems + ([f"slices: {hidden}"] if hidden else [])) from None
+
+
+def _hidden_slice_order(slices: Any, problems: list[str]) -> str | None:
+    """The overlap check of a slice list, which pydantic skips once any one slice is invalid:
+    run on the slices that are at least pairs of whole numbers, so every problem shows at once."""
+    if not isinstance(slices, list) or any(p.startswith("slices: ") for p in problems):
+        return None
+    spans = [
+        (i, s["start_index"], s["end_index"])
+        for i, s in enumerate(slices)
+        if isinstance(s, dict) and all(type(s.get(k)) is int for k in ("start_index", "end_index"))
+    ]
+    return slice_order_problem(spans)
 
 
 def load_manifest(path: str, stack: Settings | None = None) -> Manifest:
@@ -602,6 +631,9 @@ def did_you_mean(name: str, allowed: list[str]) -> str | None:
         return lowered
     if SYNONYMS.get(lowered) in allowed:
         return SYNONYMS[lowered]
+    transposed = [a for a in allowed if len(a) == len(lowered) and sorted(a) == sorted(lowered)]
+    if transposed:  # "agse" is "ages" with two letters swapped, though difflib ranks "tags" closer
+        return transposed[0]
     close = difflib.get_close_matches(lowered, allowed, n=1, cutoff=0.6)
     return close[0] if close else None
 
@@ -671,6 +703,8 @@ def _describe(err: ErrorDetails) -> str:
         return err["msg"]
     if kind == "extra_forbidden":
         return _unknown_field(err["loc"])
+    if isinstance(value, bool) and kind in _WRONG_TYPE:
+        return f"{str(value).lower()} is not {_WRONG_TYPE[kind][:-1]}; YAML reads yes/no/on/off as true/false)"
     if kind in _WRONG_TYPE:
         return f"{_show(value)} is not {_WRONG_TYPE[kind]}"
     describe = _DESCRIBE.get(kind)

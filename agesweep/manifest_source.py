@@ -6,6 +6,7 @@ without being read whole.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,9 @@ def read_manifest_file(path: Path) -> bytes:
     """A local manifest file (validation reports an oversized one). ManifestInvalid when unreadable."""
     try:
         with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > MAX_MANIFEST_BYTES:
+                raise ManifestInvalid([f"manifest: {aws.ObjectTooLarge(size, MAX_MANIFEST_BYTES)}"])
             return fh.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise ManifestInvalid([f"manifest: cannot read {path}: {exc.strerror or exc} (a readable file)"]) from None

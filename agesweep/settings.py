@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
+
+from agesweep.errors import SettingsInvalid
 
 DEFAULT_AGE_MIN = 40
 DEFAULT_AGE_MAX = 79
@@ -17,6 +20,19 @@ DEFAULT_AGE_MAX = 79
 # Shown in offline plans (CLI without a stack) where the Lambda would have the stack's ARNs.
 OFFLINE_JOB_QUEUE = "<stack job queue>"
 OFFLINE_JOB_DEFINITION = "<stack job definition>"
+
+
+_ENV_OF_FIELD = {"age_min": "AGE_MIN", "age_max": "AGE_MAX", "bucket_name": "BUCKET_NAME",
+                 "job_queue": "JOB_QUEUE_ARN", "job_definition": "JOB_DEFINITION_ARN", "allowed_buckets": "ALLOWED_BUCKETS"}
+
+
+def _env_problem(error: ErrorDetails) -> str:
+    """One pydantic error on a setting as `VAR: what is wrong`, naming the env var, not the field."""
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if field in _ENV_OF_FIELD:
+        return f"{_ENV_OF_FIELD[field]}: {error['input']!r} is not allowed ({error['msg']})"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    return message
 
 
 class Settings(BaseModel):
@@ -83,4 +99,7 @@ class Settings(BaseModel):
             values["allowed_buckets"] = frozenset(
                 b.strip() for b in (get("ALLOWED_BUCKETS") or "").split(",") if b.strip()
             )
-        return cls.model_validate(values)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsInvalid([_env_problem(error) for error in exc.errors(include_url=False)]) from None

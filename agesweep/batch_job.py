@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agesweep.aws import camel_case
 
@@ -44,7 +44,13 @@ class Attempt(BatchShape):
 class ArrayProperties(BatchShape):
     index: int | None = None
     size: int | None = None
-    statusSummary: dict[str, int] = Field(default_factory=dict)
+    statusSummary: dict[str, int] = Field(default_factory=dict, description="Children per status (SUCCEEDED, FAILED, ...).")
+
+    @field_validator("statusSummary", mode="before")
+    @classmethod
+    def _status_names(cls, value: Any) -> Any:
+        """Status names are upper case; camel-casing a description lowers their first letter."""
+        return {str(k).upper(): v for k, v in value.items()} if isinstance(value, dict) else value
 
 
 class RetryStrategy(BatchShape):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 
 class Alert(BaseModel):
@@ -38,7 +38,7 @@ class AlertEvent(Lenient):
 
     @field_validator("region", "detail", mode="before")
     @classmethod
-    def _absent_is_default(cls, value: Any, info: Any) -> Any:
+    def _absent_is_default(cls, value: Any, info: ValidationInfo) -> Any:
         if value:
             return value
         return "us-east-1" if info.field_name == "region" else {}

@@ -121,7 +121,7 @@ def retry_file(
         return ""
     try:
         text = retry_manifest_yaml(original(), summary)
-    except Exception as exc:  # noqa: BLE001 - the summary must still go out; say what went wrong
+    except Exception as exc:  # any failure: the summary must still go out, so say what went wrong
         summary.notes.append(f"retry manifest could not be built: {type(exc).__name__}: {exc}")
         return (
             f"# Retry manifest for run {summary.run_id} could not be built: {type(exc).__name__}: {exc}\n"
@@ -131,7 +131,7 @@ def retry_file(
         return text
     try:
         validate(text)
-    except Exception as exc:  # noqa: BLE001 - keep the file, flag it loudly
+    except Exception as exc:  # any failure: keep the file, flag it loudly
         problem = " ".join(str(exc).split())
         summary.notes.append(f"retry manifest does not validate: {problem}")
         return f"# WARNING: this retry manifest does not validate: {problem}\n" + text

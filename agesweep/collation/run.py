@@ -11,7 +11,7 @@ from agesweep.collation.facts import JobFacts
 from agesweep.collation.join import collate
 from agesweep.collation.render import message, subject, summary_csv, summary_json
 from agesweep.collation.retry import retry_file, validate_retry_manifest
-from agesweep.collation.store import read_children, read_job_facts, read_manifest, read_metrics, run_prefix, write_files
+from agesweep.collation.store import read_child_facts, read_job_facts, read_manifest, read_metrics, run_prefix, write_files
 from agesweep.contracts import CollateOutput, ItemResult, Plan
 from agesweep.links import DEFAULT_LOG_GROUP, s3_console_url
 from agesweep.report import render_report
@@ -45,7 +45,7 @@ def read_array_children(batch: Any, plan: Plan, results: Sequence[ItemResult | N
             continue
         size = sizes.get(result.job_name, result.array_size)
         if size >= 2:
-            children[job_id] = read_children(batch, job_id, size)
+            children[job_id] = read_child_facts(batch, job_id, size)
     return children
 
 

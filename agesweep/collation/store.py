@@ -50,7 +50,7 @@ def read_job_facts(batch: Any, job_ids: Iterable[str]) -> dict[str, JobFacts]:
     return {job_id: JobFacts.of(desc) for job_id, desc in aws.describe_jobs(batch, job_ids).items()}
 
 
-def read_children(batch: Any, array_job_id: str, size: int) -> list[JobFacts]:
+def read_child_facts(batch: Any, array_job_id: str, size: int) -> list[JobFacts]:
     """The facts of every child of an array job (ListJobs by arrayJobId, then DescribeJobs)."""
     return [JobFacts.of(child) for child in aws.array_children(batch, array_job_id, size)]
 

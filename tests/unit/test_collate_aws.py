@@ -266,7 +266,7 @@ def test_array_children_are_listed_and_each_slice_gets_its_own_status(aws: dict[
 
     children = aws_helpers.array_children(mb.batch, parent, 4)
     assert sorted(c["jobId"] for c in children) == [f"{parent}:{i}" for i in range(4)]
-    facts = store.read_children(mb.batch, parent, 4)
+    facts = store.read_child_facts(mb.batch, parent, 4)
     assert sorted((f.array_index, f.status) for f in facts) == [
         (0, "SUCCEEDED"), (1, "SUCCEEDED"), (2, "FAILED"), (3, "SUCCEEDED")]
 

@@ -661,7 +661,7 @@ def retry_manifests(stack: Stack, run: str) -> list[tuple[str, bytes]]:
     Each document is named after its own run_name (`<run>-retry.yaml`), which keeps a retry's
     run id readable and makes submitting the same retry twice start one run.
     """
-    from agesweep.collate import retry_documents
+    from agesweep.collation.retry import retry_documents
 
     description = describe_run(stack, run)
     run_id = description["name"]

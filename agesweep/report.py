@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from agesweep.collate import Summary
+from agesweep.contracts import JobMetrics, SliceOutcome, Summary
 from agesweep.text import format_ages, format_cost, format_duration
 
 # The plotted series' colour. Nothing else on the page uses it, so a screenshot test can tell
@@ -49,63 +49,85 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+Point = tuple[int, float | None, float | None]  # (age, held-out c-index, final loss)
+Series = dict[str, list[Point]]  # slice label -> its points
+_PANELS = (("Held-out c-index", 1), ("Final loss", 2))
+
+
+def plot_series(summary: Summary) -> Series:
+    """The succeeded slices' metrics, one series per slice label."""
+    series: Series = {}
+    for s in summary.slices():
+        if s.succeeded and s.metrics and s.metrics.model_fields_set:  # a job that wrote some metrics
+            series.setdefault(s.slice_label, []).append((s.age, s.metrics.heldout_c_index, s.metrics.final_loss))
+    return series
+
+
+def per_age_values(series: Series, column: int) -> dict[int, list[float]]:
+    """Every slice's value of one column, per age (values a job did not write are left out)."""
+    per_age: dict[int, list[float]] = {}
+    for points in series.values():
+        for point in points:
+            value = point[column]
+            if value is not None:
+                per_age.setdefault(point[0], []).append(float(value))
+    return per_age
+
+
+def _plot_band(ax: Any, series: Series, column: int) -> bool:
+    """Many slices: the mean per age with the slices' range as a band keeps the plot readable."""
+    per_age = per_age_values(series, column)
+    ages = sorted(per_age)
+    if not ages:
+        return False
+    means = [sum(per_age[a]) / len(per_age[a]) for a in ages]
+    ax.fill_between(ages, [min(per_age[a]) for a in ages], [max(per_age[a]) for a in ages],
+                    color=PLOT_COLOR, alpha=0.25, linewidth=0)
+    ax.plot(ages, means, color=PLOT_COLOR, marker="o", markersize=4, linewidth=2, label=f"mean of {len(series)} slices")
+    return True
+
+
+def _plot_slices(ax: Any, series: Series, column: int) -> bool:
+    """Few slices: one line per slice, told apart by marker."""
+    plotted = False
+    for n, (label, points) in enumerate(sorted(series.items())):
+        shown = sorted((p[0], float(v)) for p in points if (v := p[column]) is not None)
+        if not shown:
+            continue
+        ax.plot([p[0] for p in shown], [p[1] for p in shown], color=PLOT_COLOR,
+                marker=_SERIES_MARKERS[n % len(_SERIES_MARKERS)], markersize=5, linewidth=2, label=f"slice {label}")
+        plotted = True
+    return plotted
+
+
+def _draw_panel(ax: Any, title: str, column: int, series: Series, failed_ages: list[int]) -> None:
+    many = len(series) > len(_SERIES_MARKERS)
+    plotted = _plot_band(ax, series, column) if many else _plot_slices(ax, series, column)
+    for age in failed_ages:
+        ax.axvline(age, color=FAILED_COLOR, linestyle=":", linewidth=1.2)
+    if failed_ages:
+        ax.plot([], [], color=FAILED_COLOR, linestyle=":", label="failed age")
+    if not plotted:
+        ax.text(0.5, 0.5, "no metrics JSON found for any succeeded job", ha="center", va="center",
+                transform=ax.transAxes, color="#777")
+    ax.set_ylabel(title)
+    ax.grid(True, color="#e5e5e5")
+    if plotted or failed_ages:
+        ax.legend(loc="best", fontsize=8)
+
+
 def plot_png(summary: Summary) -> bytes:
     """Held-out c-index and final loss against age (one series per slice), failed ages marked."""
-    import matplotlib
+    import matplotlib  # deferred: importing the report module stays cheap
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    series: dict[str, list[tuple[int, float | None, float | None]]] = {}
-    for s in summary.slices():
-        if s.succeeded and s.metrics:
-            series.setdefault(s.slice_label, []).append(
-                (s.age, s.metrics.get("heldout_c_index"), s.metrics.get("final_loss"))
-            )
-    failed_ages = summary.failed_ages
-
-    fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), dpi=100, sharex=True)
-    panels = (("Held-out c-index", 1), ("Final loss", 2))
-    for ax, (title, column) in zip(axes, panels):
-        plotted = False
-        many = len(series) > len(_SERIES_MARKERS)
-        if many:
-            # Many slices: the mean per age with the slices' range as a band keeps the plot readable.
-            per_age: dict[int, list[float]] = {}
-            for points in series.values():
-                for point in points:
-                    if point[column] is not None:
-                        per_age.setdefault(point[0], []).append(float(point[column]))
-            ages = sorted(per_age)
-            if ages:
-                means = [sum(per_age[a]) / len(per_age[a]) for a in ages]
-                ax.fill_between(ages, [min(per_age[a]) for a in ages], [max(per_age[a]) for a in ages],
-                                color=PLOT_COLOR, alpha=0.25, linewidth=0)
-                ax.plot(ages, means, color=PLOT_COLOR, marker="o", markersize=4, linewidth=2,
-                        label=f"mean of {len(series)} slices")
-                plotted = True
-        else:
-            for n, (label, points) in enumerate(sorted(series.items())):
-                points = sorted(p for p in points if p[column] is not None)
-                if not points:
-                    continue
-                ax.plot([p[0] for p in points], [float(p[column]) for p in points], color=PLOT_COLOR,
-                        marker=_SERIES_MARKERS[n % len(_SERIES_MARKERS)], markersize=5, linewidth=2,
-                        label=f"slice {label}")
-                plotted = True
-        for age in failed_ages:
-            ax.axvline(age, color=FAILED_COLOR, linestyle=":", linewidth=1.2)
-        if failed_ages:
-            ax.plot([], [], color=FAILED_COLOR, linestyle=":", label="failed age")
-        if not plotted:
-            ax.text(0.5, 0.5, "no metrics JSON found for any succeeded job", ha="center", va="center",
-                    transform=ax.transAxes, color="#777")
-        ax.set_ylabel(title)
-        ax.grid(True, color="#e5e5e5")
-        if plotted or failed_ages:
-            ax.legend(loc="best", fontsize=8)
     from matplotlib.ticker import MaxNLocator
 
+    series = plot_series(summary)
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), dpi=100, sharex=True)
+    for ax, (title, column) in zip(axes, _PANELS, strict=True):
+        _draw_panel(ax, title, column, series, summary.failed_ages)
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1].set_xlabel("Age")
     axes[0].set_title(f"{summary.run_id}: metrics against age")
@@ -116,31 +138,37 @@ def plot_png(summary: Summary) -> bytes:
     return buffer.getvalue()
 
 
+def _listed(value: str | list[str] | None) -> str:
+    return ", ".join(value) if isinstance(value, list) else str(value or "unknown")
+
+
+def _cost_text(summary: Summary) -> str:
+    cost = summary.cost_estimate
+    return format_cost(cost.cost_estimate_usd) + (f" ({cost.estimate_note})" if cost.estimate_note else "")
+
+
 def _lineage_rows(summary: Summary) -> list[tuple[str, str, bool]]:
     lin = summary.lineage
-    manifest = lin.get("manifest") or {}
-    image = lin.get("image")
-    job_def = lin.get("job_definition")
+    manifest = lin.manifest
     rows = [
         ("Run id", summary.run_id, True),
         ("Run name", summary.run_name, False),
-        ("Manifest", f"s3://{manifest.get('bucket', '')}/{manifest.get('key', '')}"
-         + (f"  (version {manifest['version_id']})" if manifest.get("version_id") else ""), True),
-        ("Manifest sha256", str(manifest.get("sha256") or "unknown"), True),
-        ("Image", ", ".join(image) if isinstance(image, list) else str(image or "unknown"), True),
-        ("Job definition", ", ".join(job_def) if isinstance(job_def, list) else str(job_def or "unknown"), True),
-        ("Job queue", str(lin.get("job_queue") or ""), True),
-        ("Input", str(lin.get("input") or ""), True),
-        ("Output", str(lin.get("output") or ""), True),
-        ("Parameters", ", ".join(f"{k}={v}" for k, v in sorted((lin.get("parameters") or {}).items())), True),
+        ("Manifest", f"s3://{manifest.bucket}/{manifest.key}"
+         + (f"  (version {manifest.version_id})" if manifest.version_id else ""), True),
+        ("Manifest sha256", manifest.sha256 or "unknown", True),
+        ("Image", _listed(lin.image), True),
+        ("Job definition", _listed(lin.job_definition), True),
+        ("Job queue", lin.job_queue or "", True),
+        ("Input", lin.input or "", True),
+        ("Output", lin.output or "", True),
+        ("Parameters", ", ".join(f"{k}={v}" for k, v in sorted(lin.parameters.items())), True),
         ("Started", summary.started_at or "unknown", False),
         ("Finished", summary.finished_at or "unknown", False),
         ("Duration", format_duration(summary.duration_s), False),
-        ("Cost estimate", format_cost(summary.cost_estimate.get("cost_estimate_usd"))
-         + (f" ({summary.cost_estimate['estimate_note']})" if summary.cost_estimate.get("estimate_note") else ""), False),
+        ("Cost estimate", _cost_text(summary), False),
     ]
-    if lin.get("git_revision"):
-        rows.append(("Trainer revision", str(lin["git_revision"]), True))
+    if lin.git_revision:
+        rows.append(("Trainer revision", str(lin.git_revision), True))
     return rows
 
 
@@ -152,6 +180,18 @@ def _cell_class(status: str) -> str:
     return "other"
 
 
+def _grid_cell(s: SliceOutcome | None) -> str:
+    if s is None:
+        return "<td></td>"
+    if s.succeeded:
+        c_index = s.metrics.heldout_c_index if s.metrics else None
+        text = "OK" + (f" &middot; c {_fmt(c_index, 3)}" if c_index is not None else "")
+    else:
+        text = escape(s.status) + (f" &middot; exit {s.exit_code}" if s.exit_code is not None else "")
+    title = escape(s.status_reason or s.status, quote=True)
+    return f'<td class="{_cell_class(s.status)}" title="{title}">{text}</td>'
+
+
 def status_grid_html(summary: Summary) -> str:
     labels: list[str] = []
     for s in summary.slices():
@@ -161,20 +201,8 @@ def status_grid_html(summary: Summary) -> str:
     rows = []
     for age in summary.ages:
         by_label = {s.slice_label: s for s in age.slices}
-        cells = []
-        for label in labels:
-            s = by_label.get(label)
-            if s is None:
-                cells.append("<td></td>")
-                continue
-            if s.succeeded:
-                c_index = (s.metrics or {}).get("heldout_c_index")
-                text = "OK" + (f" &middot; c {_fmt(c_index, 3)}" if c_index is not None else "")
-            else:
-                text = escape(s.status) + (f" &middot; exit {s.exit_code}" if s.exit_code is not None else "")
-            title = escape(s.status_reason or s.status, quote=True)
-            cells.append(f'<td class="{_cell_class(s.status)}" title="{title}">{text}</td>')
-        rows.append(f"<tr><th>{age.age}</th>{''.join(cells)}</tr>")
+        cells = "".join(_grid_cell(by_label.get(label)) for label in labels)
+        rows.append(f"<tr><th>{age.age}</th>{cells}</tr>")
     return f'<table class="grid"><thead><tr><th>age</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
@@ -198,11 +226,11 @@ def failures_html(summary: Summary) -> str:
 def metrics_table_html(summary: Summary) -> str:
     rows = []
     for s in summary.slices():
-        m = s.metrics or {}
+        m = s.metrics or JobMetrics()
         rows.append(
             f"<tr><td>{s.age}</td><td>{s.slice_label}</td><td class=\"{_cell_class(s.status)}\">{escape(s.status)}</td>"
-            f"<td>{_fmt(m.get('heldout_c_index'))}</td><td>{_fmt(m.get('final_loss'))}</td>"
-            f"<td>{_fmt(m.get('n_patients'))}</td><td>{_fmt(m.get('epochs'))}</td>"
+            f"<td>{_fmt(m.heldout_c_index)}</td><td>{_fmt(m.final_loss)}</td>"
+            f"<td>{_fmt(m.n_patients)}</td><td>{_fmt(m.epochs)}</td>"
             f"<td>{format_duration(s.duration_s) if s.duration_s is not None else ''}</td><td>{s.attempts}</td>"
             f"<td class=\"code\">{escape(s.job_id or '')}</td></tr>"
         )

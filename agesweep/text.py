@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import BaseModel
+
 SUBJECT_MAX = 100  # SNS subject limit
 
 
@@ -21,8 +23,10 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def format_cost(cost: Mapping[str, Any] | float | None) -> str:
-    """Human text for plan["totals"]["cost_estimate_usd"] (a number, or the planner's dict of named figures)."""
+def format_cost(cost: BaseModel | Mapping[str, Any] | float | None) -> str:
+    """Human text for a plan's cost estimate (a number, or the planner's CostEstimate or dict of named figures)."""
+    if isinstance(cost, BaseModel):
+        cost = cost.model_dump()
     if cost is None or cost == {}:
         return "not estimated"
     if isinstance(cost, (int, float)):

@@ -1,7 +1,7 @@
 """CollateResults: the Map's iteration results -> summary.json, summary.csv, report.html and
 retry-manifest.yaml under runs/<run_id>/, plus the SNS subject and message the next state publishes.
 
-An adapter only: parse the input, call agesweep.collate.collate_run, return a plain dict.
+An adapter only: parse CollateInput, call agesweep.collation.collate_run, return CollateOutput's dump.
 """
 
 import os
@@ -12,7 +12,8 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agesweep.collate import collate_run
+from agesweep import aws
+from agesweep.collation import collate_run
 from agesweep.contracts import CollateInput
 from agesweep.links import DEFAULT_LOG_GROUP
 
@@ -26,18 +27,16 @@ metrics = Metrics()
 @metrics.log_metrics
 @event_parser(model=CollateInput)
 def lambda_handler(event: CollateInput, context: LambdaContext) -> dict[str, Any]:
-    plan = event.plan.to_state()
     logger.append_keys(run_id=event.plan.run_id)
     collated = collate_run(
-        plan,
-        [r.model_dump(mode="json") if r else None for r in event.results],
+        event.plan,
+        event.results,
         bucket=os.environ["BUCKET_NAME"],
         log_group=os.environ.get("LOG_GROUP") or DEFAULT_LOG_GROUP,
+        batch=aws.client("batch"),
+        s3=aws.client("s3"),
     )
-    metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=collated["succeeded"])
-    metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=collated["failed"])
-    logger.info(
-        "collated",
-        extra={k: collated[k] for k in ("total", "succeeded", "failed", "within_tolerance", "summary_uri")},
-    )
-    return collated
+    metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=collated.succeeded)
+    metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=collated.failed)
+    logger.info("collated", extra=collated.model_dump(include={"total", "succeeded", "failed", "within_tolerance", "summary_uri"}))
+    return collated.model_dump(mode="json")

@@ -7,14 +7,14 @@ An adapter only: parse the event, call agesweep.alerts.alert_for, publish, retur
 import os
 from typing import Any
 
-import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.parser import event_parser
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from agesweep.alerts import alert_for
+from agesweep import aws
+from agesweep.alerts import PublishedAlert, alert_for
 from agesweep.links import DEFAULT_LOG_GROUP
 
 logger = Logger()
@@ -27,17 +27,14 @@ metrics = Metrics()
 @metrics.log_metrics
 @event_parser(model=EventBridgeModel)
 def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str, Any]:
-    raw = event.model_dump(mode="json", by_alias=True)
     alert = alert_for(
-        raw,
-        sfn=boto3.client("stepfunctions"),
+        event.model_dump(mode="json", by_alias=True),
+        sfn=aws.client("stepfunctions"),
         log_group=os.environ.get("LOG_GROUP") or DEFAULT_LOG_GROUP,
     )
     if alert.run_id:
         logger.append_keys(run_id=alert.run_id)
-    published = boto3.client("sns").publish(
-        TopicArn=os.environ["TOPIC_ARN"], Subject=alert.subject, Message=alert.message
-    )
+    published = aws.client("sns").publish(TopicArn=os.environ["TOPIC_ARN"], Subject=alert.subject, Message=alert.message)
     metrics.add_metric(name="AlertsPublished", unit=MetricUnit.Count, value=1)
     logger.info("alert published", extra={"detail_type": event.detail_type, "subject": alert.subject})
-    return {"subject": alert.subject, "message": alert.message, "message_id": published["MessageId"]}
+    return PublishedAlert(subject=alert.subject, message=alert.message, message_id=published["MessageId"]).model_dump()

@@ -85,7 +85,8 @@ def test_manifest_invalid_lists_every_problem_one_per_line() -> None:
     assert "ManifestInvalid (2 problems):" in lines
     assert "  - ages.to: 95 is too large (≤ 79)" in lines
     assert "  - slices[1]: start_index 5 is not below end_index 5 (start_index < end_index)" in lines
-    assert "Manifest: s3://agesweep-dev-bucket-1a2b3c4d5e6f/manifests/aladyn-0-10000.yaml (version 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY)" in lines
+    assert ("Manifest: s3://agesweep-dev-bucket-1a2b3c4d5e6f/manifests/aladyn-0-10000.yaml"
+            " (version 3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY)") in lines
     assert "stackTrace" not in alert.message and "requestId" not in alert.message
 
 
@@ -168,3 +169,31 @@ def test_unknown_detail_type_is_refused() -> None:
     event["detail-type"] = "Object Created"
     with pytest.raises(ValueError, match="Object Created"):
         alerts.alert_for(event)
+
+
+def test_array_parent_alert_counts_its_children_by_status() -> None:
+    event = load("batch_job_failed.json")
+    event["detail"]["arrayProperties"] = {"size": 4, "statusSummary": {"FAILED": 1, "SUCCEEDED": 3}}
+    assert "Array job: 4 children, 1 failed, 3 succeeded" in alerts.batch_job_failed(event).message.splitlines()
+
+
+def test_alert_event_reads_either_detail_type_spelling_and_defaults_the_region() -> None:
+    envelope = alerts.AlertEvent.of({"detail_type": alerts.BATCH_DETAIL_TYPE, "region": None, "detail": None})
+    assert (envelope.detail_type, envelope.region, envelope.detail) == (alerts.BATCH_DETAIL_TYPE, "us-east-1", {})
+    assert alerts.AlertEvent.of(load("execution_failed.json")).detail_type == alerts.EXECUTION_DETAIL_TYPE
+
+
+def test_failure_from_history_names_the_failing_step_and_the_fail_state() -> None:
+    found = alerts.failure_from_history(lambda_failure_history("InputMissing", "gone"))
+    assert (found.end_type, found.error, found.state) == ("ExecutionFailed", "ManifestRejected", "ManifestRejected")
+    assert (found.step_error, found.step_resource) == ("InputMissing", "lambda:invoke")
+    assert isinstance(found.fail_input, dict) and found.fail_input["error"]["Error"] == "InputMissing"
+
+
+def test_tolerance_lines_ignore_a_fail_input_of_another_shape() -> None:
+    event = load("execution_failed.json")
+    event["detail"].update(error="ToleranceExceeded", cause="More ages failed than the manifest tolerates.")
+    history = [{"id": 2, "type": "FailStateEntered", "stateEnteredEventDetails": {
+        "name": "ToleranceExceeded", "input": json.dumps({"collation": ["not", "a", "mapping"]})}}]
+    alert = alerts.execution_failed(event, history)
+    assert "Error: ToleranceExceeded" in alert.message.splitlines()

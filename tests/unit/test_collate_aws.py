@@ -14,7 +14,9 @@ import yaml
 from moto import mock_aws
 from moto.batch.models import batch_backends
 
-from agesweep import collate
+from agesweep import aws as aws_helpers
+from agesweep.collation import collate_run, store
+from agesweep.contracts import CollateOutput, ItemResult, Plan
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 ACCOUNT = "123456789012"
@@ -156,10 +158,15 @@ def run_through_moto(aws: dict[str, Any], fail_ages: set[int], with_metrics: boo
                             "status": "SUCCEEDED", "job": {"JobId": job_id, "Status": "SUCCEEDED"}})
             if with_metrics:
                 doc = metrics_doc(plan["run_id"], item["age"], 0, 10000, 0.70 + item["age"] / 1000, 12.0 - item["age"] / 100)
-                aws["s3"].put_object(Bucket=aws["bucket"], Key=collate.metrics_key(plan["run_id"], item["age"], 0, 10000),
+                aws["s3"].put_object(Bucket=aws["bucket"], Key=store.metrics_key(plan["run_id"], item["age"], 0, 10000),
                                      Body=json.dumps(doc).encode())
     event["results"] = results
     return event
+
+
+def collate_dicts(plan: dict[str, Any], results: list[dict[str, Any]], **kwargs: Any) -> CollateOutput:
+    """collate_run on the models the handler parses from the state's input."""
+    return collate_run(Plan.model_validate(plan), [ItemResult.model_validate(r) for r in results], **kwargs)
 
 
 def read_text(aws: dict[str, Any], key: str) -> str:
@@ -168,13 +175,13 @@ def read_text(aws: dict[str, Any], key: str) -> str:
 
 def test_collate_run_writes_four_files_and_names_the_failed_age(aws: dict[str, Any]) -> None:
     event = run_through_moto(aws, fail_ages={55})
-    out = collate.collate_run(event["plan"], event["results"], bucket=aws["bucket"], log_group="/aws/batch/job", region=REGION)
+    out = collate_dicts(event["plan"], event["results"], bucket=aws["bucket"], log_group="/aws/batch/job", region=REGION)
 
     run_id = event["plan"]["run_id"]
-    assert (out["total"], out["succeeded"], out["failed"], out["within_tolerance"]) == (3, 2, 1, False)
-    assert out["summary_uri"] == f"s3://{aws['bucket']}/runs/{run_id}/summary.json"
+    assert (out.total, out.succeeded, out.failed, out.within_tolerance) == (3, 2, 1, False)
+    assert out.summary_uri == f"s3://{aws['bucket']}/runs/{run_id}/summary.json"
     keys = {o["Key"] for o in aws["s3"].list_objects_v2(Bucket=aws["bucket"], Prefix=f"runs/{run_id}/")["Contents"]}
-    assert {f"runs/{run_id}/{name}" for name in collate.OUTPUT_FILES} <= keys
+    assert {f"runs/{run_id}/{name}" for name in store.OUTPUT_FILES} <= keys
 
     summary = json.loads(read_text(aws, f"runs/{run_id}/summary.json"))
     by_age = {a["age"]: a for a in summary["ages"]}
@@ -206,19 +213,19 @@ def test_collate_run_writes_four_files_and_names_the_failed_age(aws: dict[str, A
     html = read_text(aws, f"runs/{run_id}/report.html")
     assert "data:image/png;base64," in html and run_id in html
 
-    assert "1 failed of 3" in out["message"] and "age 55, slice 0-10000: Essential container in task exited" in out["message"]
+    assert "1 failed of 3" in out.message and "age 55, slice 0-10000: Essential container in task exited" in out.message
 
 
 def test_nothing_failed_gives_an_empty_retry_manifest(aws: dict[str, Any]) -> None:
     event = run_through_moto(aws, fail_ages=set())
-    out = collate.collate_run(event["plan"], event["results"], bucket=aws["bucket"], region=REGION)
-    assert (out["succeeded"], out["failed"], out["within_tolerance"]) == (3, 0, True)
+    out = collate_dicts(event["plan"], event["results"], bucket=aws["bucket"], region=REGION)
+    assert (out.succeeded, out.failed, out.within_tolerance) == (3, 0, True)
     assert read_text(aws, f"runs/{event['plan']['run_id']}/retry-manifest.yaml") == ""
 
 
 def test_retry_manifest_validates_against_the_manifest_model(aws: dict[str, Any]) -> None:
     event = run_through_moto(aws, fail_ages={54, 56})
-    collate.collate_run(event["plan"], event["results"], bucket=aws["bucket"], region=REGION)
+    collate_dicts(event["plan"], event["results"], bucket=aws["bucket"], region=REGION)
     text = read_text(aws, f"runs/{event['plan']['run_id']}/retry-manifest.yaml")
     from agesweep.manifest import parse_manifest
 
@@ -227,7 +234,7 @@ def test_retry_manifest_validates_against_the_manifest_model(aws: dict[str, Any]
     assert manifest.slice_bounds() == [(0, 10000)]
 
 
-def test_read_jobs_asks_100_ids_per_call(aws: dict[str, Any]) -> None:
+def test_describe_jobs_asks_100_ids_per_call(aws: dict[str, Any]) -> None:
     mb: MotoBatch = aws["batch"]
     item = aws["event"]["plan"]["items"][0]
     ids = [mb.submit(item) for _ in range(130)]
@@ -237,9 +244,13 @@ def test_read_jobs_asks_100_ids_per_call(aws: dict[str, Any]) -> None:
         calls.append(len(params["jobs"]))
 
     mb.batch.meta.events.register("provide-client-params.batch.DescribeJobs", count)
-    found = collate.read_jobs(mb.batch, ids)
+    found = aws_helpers.describe_jobs(mb.batch, ids)
     assert set(found) == set(ids)
     assert calls == [100, 30]
+    calls.clear()
+    facts = store.read_job_facts(mb.batch, ids)
+    assert set(facts) == set(ids) and calls == [100, 30]
+    assert {f.job_id for f in facts.values()} == set(ids)
 
 
 def test_array_children_are_listed_and_each_slice_gets_its_own_status(aws: dict[str, Any]) -> None:
@@ -253,13 +264,16 @@ def test_array_children_are_listed_and_each_slice_gets_its_own_status(aws: dict[
     parent = mb.submit(item, array_size=4)
     MotoBatch.fail_child(parent, 2, "Host EC2 (instance i-0abc) terminated.")
 
-    children = collate.read_children(mb.batch, parent, 4)
+    children = aws_helpers.array_children(mb.batch, parent, 4)
     assert sorted(c["jobId"] for c in children) == [f"{parent}:{i}" for i in range(4)]
+    facts = store.read_child_facts(mb.batch, parent, 4)
+    assert sorted((f.array_index, f.status) for f in facts) == [
+        (0, "SUCCEEDED"), (1, "SUCCEEDED"), (2, "FAILED"), (3, "SUCCEEDED")]
 
     results = [{"age": item["age"], "job_name": item["job_name"], "array_size": 4, "status": "FAILED",
                 "error": {"Error": "States.TaskFailed", "Cause": json.dumps({"JobId": parent, "Status": "FAILED"})}}]
-    out = collate.collate_run(plan, results, bucket=aws["bucket"], region=REGION)
-    assert (out["total"], out["succeeded"], out["failed"]) == (4, 3, 1)
+    out = collate_dicts(plan, results, bucket=aws["bucket"], region=REGION)
+    assert (out.total, out.succeeded, out.failed) == (4, 3, 1)
     summary = json.loads(read_text(aws, f"runs/{plan['run_id']}/summary.json"))
     statuses = [(s["start_index"], s["status"], s["exit_code"]) for s in summary["ages"][0]["slices"]]
     assert statuses == [(0, "SUCCEEDED", None), (2500, "SUCCEEDED", None), (5000, "FAILED", 137), (7500, "SUCCEEDED", None)]
@@ -270,7 +284,9 @@ def test_array_children_are_listed_and_each_slice_gets_its_own_status(aws: dict[
 def test_read_metrics_ignores_foreign_keys(aws: dict[str, Any]) -> None:
     s3, bucket = aws["s3"], aws["bucket"]
     prefix = "runs/r-1/"
-    s3.put_object(Bucket=bucket, Key=collate.metrics_key("r-1", 60, 0, 5), Body=b'{"final_loss": 1.5}')
+    s3.put_object(Bucket=bucket, Key=store.metrics_key("r-1", 60, 0, 5), Body=b'{"final_loss": 1.5}')
     s3.put_object(Bucket=bucket, Key=f"{prefix}metrics/age_60/notes.txt", Body=b"hello")
     s3.put_object(Bucket=bucket, Key=f"{prefix}metrics/age_61/metrics_age_61_0_5.json", Body=b"not json")
-    assert collate.read_metrics(s3, bucket, prefix) == {(60, 0, 5): {"final_loss": 1.5}}
+    found = store.read_metrics(s3, bucket, prefix)
+    assert list(found) == [(60, 0, 5)]
+    assert found[(60, 0, 5)].model_dump(exclude_unset=True) == {"final_loss": 1.5}

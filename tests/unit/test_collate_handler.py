@@ -8,10 +8,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from test_collate_aws import REGION, aws, run_through_moto  # noqa: F401  (aws is a fixture)
 
 from tests.handlers import lambda_context
 from tests.handlers import load_handler as load_handler_of
-from test_collate_aws import REGION, aws, run_through_moto  # noqa: F401  (aws is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 

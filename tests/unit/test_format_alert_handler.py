@@ -11,10 +11,10 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 
 from tests.handlers import lambda_context
 from tests.handlers import load_handler as load_handler_of
-from moto import mock_aws
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"

@@ -8,18 +8,22 @@ import re
 from pathlib import Path
 from typing import Any
 
-from agesweep import collate, report
+from test_collate import collate_dicts
+
+from agesweep import report
+from agesweep.collation import render
+from agesweep.contracts import Summary
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 
 
-def summary_with_failure(reason: str = "Essential container in task exited") -> collate.Summary:
+def summary_with_failure(reason: str = "Essential container in task exited") -> Summary:
     event = json.loads((EVENTS / "collate_results.json").read_text())
     cause = json.loads(event["results"][1]["error"]["Cause"])
     cause["StatusReason"] = reason
     event["results"][1]["error"]["Cause"] = json.dumps(cause)
     metrics = {(a, 0, 10000): {"final_loss": 12.0 - a / 10, "heldout_c_index": 0.6 + a / 1000} for a in (54, 56)}
-    return collate.collate(event["plan"], event["results"], {}, {}, metrics, region="us-east-1")
+    return collate_dicts(event["plan"], event["results"], {}, {}, metrics, region="us-east-1")
 
 
 def plot_bytes(html: str) -> bytes:
@@ -72,12 +76,12 @@ def test_reasons_are_escaped() -> None:
 
 def test_report_re_renders_from_summary_json() -> None:
     summary = summary_with_failure()
-    as_json: dict[str, Any] = json.loads(collate.summary_json(summary))
+    as_json: dict[str, Any] = json.loads(render.summary_json(summary))
     html = report.report_for(as_json)
     assert summary.run_id in html and "FAILED &middot; exit 1" in html
 
 
 def test_report_without_metrics_still_renders_a_plot() -> None:
     event = json.loads((EVENTS / "collate_results.json").read_text())
-    summary = collate.collate(event["plan"], event["results"], {}, {}, {})
+    summary = collate_dicts(event["plan"], event["results"], {}, {}, {})
     assert plot_bytes(report.render_report(summary))[:4] == b"\x89PNG"

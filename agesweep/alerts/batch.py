@@ -1,0 +1,107 @@
+"""The alert for a failed Batch job: which run, which age and slice, which attempt, why, the log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from agesweep.alerts.common import subject_line, when
+from agesweep.alerts.models import Alert, AlertEvent
+from agesweep.batch_job import JobDescription
+from agesweep.links import DEFAULT_LOG_GROUP, batch_job_console_url, log_url
+from agesweep.text import format_duration
+
+
+def _param_or_tag(job: JobDescription, param: str, tag: str) -> str | None:
+    value = job.parameters.get(param)
+    if value in (None, "", "none"):
+        value = job.tags.get(tag)
+    return value or None
+
+
+def _slice_of(job: JobDescription) -> str | None:
+    """The patients the job trained: its bounds, or array child i's slice of them."""
+    try:
+        start, end = int(job.parameters["start_index"]), int(job.parameters["end_index"])
+        size = int(job.parameters.get("slice_size") or 0)
+    except (KeyError, ValueError):
+        return job.tags.get("agesweep:slice")
+    index = job.arrayProperties.index
+    if index is not None and size > 0:
+        child_start = start + index * size
+        return f"{child_start}-{min(child_start + size, end)}"
+    return f"{start}-{end}"
+
+
+def _array_line(job: JobDescription) -> list[str]:
+    props = job.arrayProperties
+    if not props.size:
+        return []
+    counts = props.statusSummary
+    tally = f", {counts.get('FAILED', 0)} failed, {counts.get('SUCCEEDED', 0)} succeeded" if counts else ""
+    return [f"Array job: {props.size} children{tally}"]
+
+
+def _attempt_lines(job: JobDescription) -> list[str]:
+    """Every attempt's reason, exit code and duration, when there was more than one."""
+    if len(job.attempts) <= 1:
+        return []
+    lines = ["", "Attempts:"]
+    for n, attempt in enumerate(job.attempts, start=1):
+        code = attempt.container.exitCode
+        took = format_duration(attempt.duration_ms / 1000) if attempt.duration_ms is not None else None
+        extras = ", ".join(x for x in (f"exit {code}" if code is not None else "", took or "") if x)
+        lines.append(f"  {n}. {attempt.statusReason or 'no reason'}" + (f" ({extras})" if extras else ""))
+    return lines
+
+
+def _job_lines(job: JobDescription, region: str) -> list[str]:
+    job_id = job.jobId or ""
+    lines = [
+        "",
+        f"Job: {job.jobName or ''} {job_id}",
+        f"  {batch_job_console_url(job_id, region)}" if job_id else "",
+        f"Job definition: {job.jobDefinition or 'unknown'}",
+        f"Image: {job.container.image or 'unknown'}",
+        f"Queue: {job.jobQueue or 'unknown'}",
+    ]
+    if job.parameters.get("input"):
+        lines.append(f"Input: {job.parameters['input']}")
+    if job.stoppedAt:
+        lines.append(f"Stopped: {when(job.stoppedAt)}")
+    return lines
+
+
+def batch_job_failed(
+    event: Mapping[str, Any] | AlertEvent, *, log_group: str = DEFAULT_LOG_GROUP, region: str | None = None
+) -> Alert:
+    """The alert for one "Batch Job State Change" event with status FAILED."""
+    envelope = AlertEvent.of(event)
+    job = JobDescription.of(envelope.detail)
+    region = region or envelope.region
+    run_id = _param_or_tag(job, "run_id", "agesweep:run_id")
+    age = _param_or_tag(job, "age", "agesweep:age")
+    slice_label = _slice_of(job)
+    index = job.arrayProperties.index
+    what = f"age {age}" if age else "a job"
+    lines = [
+        f"A Batch job of run {run_id or '(unknown run)'} failed: {what}"
+        + (f", patients {slice_label}" if slice_label else "") + ".",
+        "",
+        f"Run: {run_id or 'unknown (no run_id parameter or agesweep:run_id tag)'}",
+        f"Age: {age or 'unknown'}",
+    ]
+    if slice_label:
+        lines.append(f"Slice: {slice_label}" + (f" (array child {index})" if index is not None else ""))
+    lines += _array_line(job)
+    max_attempts = job.retryStrategy.attempts
+    lines.append(f"Attempt: {len(job.attempts) or 1}" + (f" of {max_attempts}" if max_attempts else ""))
+    lines.append(f"Reason: {job.reason or 'no reason given'}")
+    exit_code = job.exit_code
+    lines.append(f"Exit code: {exit_code if exit_code is not None else 'none (the container did not exit on its own)'}")
+    link = log_url(log_group, job.log_stream, region)
+    lines.append(f"Log: {link}" if link else "Log: none (the job never started a container)")
+    lines += _attempt_lines(job) + _job_lines(job, region)
+    lines += ["", "The sweep goes on with the other ages; this one will be in the run's retry-manifest.yaml."]
+    subject = subject_line(f"agesweep job failed: {what}, run {run_id or 'unknown'}")
+    return Alert(subject=subject, message="\n".join(lines) + "\n", run_id=run_id)

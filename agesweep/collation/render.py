@@ -1,0 +1,149 @@
+"""The run as text: summary.json, summary.csv, and the SNS subject and message."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from agesweep.collation.join import KEPT_METRICS
+from agesweep.contracts import Failure, JobMetrics, SliceOutcome, Summary
+from agesweep.text import SUBJECT_MAX, ascii_line, format_ages, format_cost, format_duration
+
+MAX_FAILURES_IN_MESSAGE = 10
+METRIC_COLUMNS = ("final_loss", "heldout_c_index", "n_patients", "epochs", "wall_time_s", "peak_rss_mb", "device")
+CSV_COLUMNS = (
+    "run_id", "age", "start_index", "end_index", "status", "status_reason", "exit_code", "attempts",
+    "duration_s", "started_at", "stopped_at", "job_id", "array_index", "log_stream", "log_url",
+    *METRIC_COLUMNS,
+)
+
+
+def _written(metrics: JobMetrics) -> dict[str, Any]:
+    """The metrics a job wrote (no member it left out), in the order of KEPT_METRICS."""
+    dumped = metrics.model_dump(mode="json", exclude_unset=True)
+    return {k: dumped.pop(k) for k in KEPT_METRICS if k in dumped} | dumped
+
+
+def _slice_dict(outcome: SliceOutcome) -> dict[str, Any]:
+    row = outcome.model_dump(mode="json")
+    row["metrics"] = None if outcome.metrics is None else _written(outcome.metrics)
+    lineage = outcome.metrics_lineage
+    row["metrics_lineage"] = None if lineage is None else lineage.model_dump(mode="json", exclude_unset=True)
+    return row
+
+
+def summary_dict(summary: Summary) -> dict[str, Any]:
+    """summary.json's content: a slice's metrics and lineage hold only what the job wrote."""
+    data = summary.model_dump(mode="json")
+    for age, dumped in zip(summary.ages, data["ages"], strict=True):
+        dumped["slices"] = [_slice_dict(outcome) for outcome in age.slices]
+    return data
+
+
+def summary_json(summary: Summary) -> str:
+    return json.dumps(summary_dict(summary), indent=2, sort_keys=False) + "\n"
+
+
+def summary_csv(summary: Summary) -> str:
+    """One row per (age, slice); metrics as columns, so the file opens in a spreadsheet as it is."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for s in summary.slices():
+        row = {k: v for k, v in s.model_dump().items() if k in CSV_COLUMNS}
+        row["run_id"] = summary.run_id
+        for key in METRIC_COLUMNS:
+            row[key] = getattr(s.metrics, key) if s.metrics else None
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buffer.getvalue()
+
+
+def subject(summary: Summary) -> str:
+    """SNS subject: ASCII, one line, at most 100 characters, starts with a letter."""
+    if summary.failed == 0:
+        verdict = "OK"
+    elif summary.within_tolerance:
+        verdict = "partly failed (within tolerance)"
+    else:
+        verdict = "FAILED"
+    tail = f": {summary.succeeded}/{summary.total} ok, {summary.failed} failed - {verdict}"
+    head = "agesweep "
+    room = SUBJECT_MAX - len(head) - len(tail)
+    run = summary.run_id if len(summary.run_id) <= room else summary.run_id[: max(room - 3, 1)] + "..."
+    return ascii_line(head + run + tail)[:SUBJECT_MAX]
+
+
+def _counts_line(summary: Summary) -> str:
+    if summary.failed == 0:
+        verdict = "all succeeded"
+    else:
+        verdict = "within tolerance" if summary.within_tolerance else "ABOVE tolerance"
+    return (
+        f"{summary.succeeded} succeeded / {summary.failed} failed of {summary.total} jobs (age x slice) - {verdict} "
+        f"({summary.failed_percent:.3g}% failed, {summary.tolerated_failure_percent:g}% tolerated)"
+    )
+
+
+def _run_lines(summary: Summary) -> list[str]:
+    lines = [_counts_line(summary)]
+    ages = sorted({a.age for a in summary.ages})
+    if ages:
+        lines.append(f"Ages: {format_ages(ages)}")
+    if summary.failed_ages:
+        lines.append(f"Failed ages: {format_ages(summary.failed_ages)}")
+    lines.append(f"Duration: {format_duration(summary.duration_s)}"
+                 + (f" ({summary.started_at} to {summary.finished_at})" if summary.started_at else ""))
+    lines.append(f"Cost estimate: {format_cost(summary.cost_estimate.cost_estimate_usd)}")
+    manifest = summary.lineage.manifest
+    if manifest.key:
+        lines.append(f"Manifest: s3://{manifest.bucket}/{manifest.key}"
+                     + (f" (sha256 {manifest.sha256[:12]})" if manifest.sha256 else ""))
+    return lines
+
+
+def _failure_line(f: Failure) -> str:
+    detail = []
+    if f.exit_code is not None:
+        detail.append(f"exit {f.exit_code}")
+    if f.attempts:
+        detail.append(f"{f.attempts} attempt{'s' if f.attempts != 1 else ''}")
+    extra = f" ({', '.join(detail)})" if detail else ""
+    return f"- age {f.age}, slice {f.start_index}-{f.end_index}: {f.reason}{extra}"
+
+
+def _failure_lines(summary: Summary) -> list[str]:
+    if not summary.failures:
+        return []
+    lines = ["", f"Failures ({len(summary.failures)}):"]
+    for f in summary.failures[:MAX_FAILURES_IN_MESSAGE]:
+        lines.append(_failure_line(f))
+        if f.log_url:
+            lines.append(f"  log: {f.log_url}")
+    if len(summary.failures) > MAX_FAILURES_IN_MESSAGE:
+        lines.append(f"... and {len(summary.failures) - MAX_FAILURES_IN_MESSAGE} more in the report.")
+    return lines
+
+
+def _file_lines(summary: Summary, uris: Mapping[str, str]) -> list[str]:
+    lines = ["", f"Report: {uris.get('report_uri', '')}"]
+    if uris.get("report_console_url"):
+        lines.append(f"  open: {uris['report_console_url']}")
+    lines.append(f"Summary: {uris.get('summary_uri', '')}")
+    if not summary.failures:
+        return [*lines, "Retry manifest: empty (nothing failed)"]
+    retry_uri = uris.get("retry_manifest_uri", "")
+    lines.append(f"Retry manifest (failed pairs only): {retry_uri}")
+    bucket = summary.lineage.manifest.bucket
+    if bucket:
+        lines.append(f"  rerun: aws s3 cp {retry_uri} s3://{bucket}/manifests/{summary.run_name}-retry.yaml")
+    return lines
+
+
+def message(summary: Summary, uris: Mapping[str, str]) -> str:
+    """The SNS summary body: plain text that reads on a phone."""
+    lines = [f"Run {summary.run_id}", "", *_run_lines(summary), *_failure_lines(summary), *_file_lines(summary, uris)]
+    lines += [f"Note: {note}" for note in summary.notes[:5]]
+    return "\n".join(lines) + "\n"

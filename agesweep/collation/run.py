@@ -1,0 +1,97 @@
+"""collate_run: read what AWS knows about a run, collate it, write the four files, answer the state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from agesweep import aws
+from agesweep.collation.facts import JobFacts
+from agesweep.collation.join import collate
+from agesweep.collation.render import message, subject, summary_csv, summary_json
+from agesweep.collation.retry import retry_file, validate_retry_manifest
+from agesweep.collation.store import read_child_facts, read_job_facts, read_manifest, read_metrics, run_prefix, write_files
+from agesweep.contracts import CollateOutput, ItemResult, Plan
+from agesweep.links import DEFAULT_LOG_GROUP, s3_console_url
+from agesweep.report import render_report
+
+
+def output_uris(bucket: str, run_id: str, region: str) -> dict[str, str]:
+    prefix = run_prefix(run_id)
+    return {
+        "summary_uri": f"s3://{bucket}/{prefix}summary.json",
+        "report_uri": f"s3://{bucket}/{prefix}report.html",
+        "retry_manifest_uri": f"s3://{bucket}/{prefix}retry-manifest.yaml",
+        "report_console_url": s3_console_url(bucket, f"{prefix}report.html", region),
+    }
+
+
+def metrics_location(plan: Plan, bucket: str) -> tuple[str, str]:
+    """Where the jobs upload metrics: the plan's results_uri, else the run's prefix in the stack bucket."""
+    try:
+        return aws.s3_prefix(plan.results_uri)
+    except ValueError:
+        return bucket, run_prefix(plan.run_id)
+
+
+def read_array_children(batch: Any, plan: Plan, results: Sequence[ItemResult | None]) -> dict[str, list[JobFacts]]:
+    """The children of every array job the iterations ran (the plan's array size, else the result's)."""
+    sizes = {item.job_name: item.array_size for item in plan.items}
+    children: dict[str, list[JobFacts]] = {}
+    for result in results:
+        job_id = result.job_id if result else None
+        if result is None or not job_id:
+            continue
+        size = sizes.get(result.job_name, result.array_size)
+        if size >= 2:
+            children[job_id] = read_child_facts(batch, job_id, size)
+    return children
+
+
+def collate_run(
+    plan: Plan,
+    results: Sequence[ItemResult | None],
+    *,
+    bucket: str,
+    log_group: str = DEFAULT_LOG_GROUP,
+    region: str | None = None,
+    batch: Any = None,
+    s3: Any = None,
+    now: datetime | None = None,
+    validate_manifest: Callable[[str], None] | None = validate_retry_manifest,
+) -> CollateOutput:
+    """Read what AWS knows about the run, collate it, write the four files, return the collate output.
+
+    ``validate_manifest`` (text -> None, raises on a bad manifest) checks the retry manifest with
+    the project's manifest model before it is written.
+    """
+    region = region or aws.region_from_env()
+    batch = batch or aws.client("batch")
+    s3 = s3 or aws.client("s3")
+
+    jobs = read_job_facts(batch, [r.job_id for r in results if r is not None and r.job_id])
+    children = read_array_children(batch, plan, results)
+    metrics = read_metrics(s3, *metrics_location(plan, bucket))
+    summary = collate(plan, results, jobs, children, metrics, log_group=log_group, region=region, now=now)
+
+    uris = output_uris(bucket, plan.run_id, region)
+    retry_text = retry_file(summary, lambda: read_manifest(s3, plan.manifest, bucket), validate_manifest)
+    write_files(s3, bucket, run_prefix(plan.run_id), {
+        "summary.json": summary_json(summary),
+        "summary.csv": summary_csv(summary),
+        "report.html": render_report(summary, uris),
+        "retry-manifest.yaml": retry_text,
+    })
+    return CollateOutput(
+        run_id=summary.run_id,
+        total=summary.total,
+        succeeded=summary.succeeded,
+        failed=summary.failed,
+        within_tolerance=summary.within_tolerance,
+        subject=subject(summary),
+        message=message(summary, uris),
+        summary_uri=uris["summary_uri"],
+        report_uri=uris["report_uri"],
+        retry_manifest_uri=uris["retry_manifest_uri"],
+    )

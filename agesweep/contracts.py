@@ -317,7 +317,7 @@ class JobMetrics(BaseModel):
     loss_history: list[tuple[int, float]] | None = None
     heldout_c_index: float | None = None
     wall_time_s: float | None = None
-    peak_rss_mb: float | None = None
+    peak_rss_mb: int | float | None = None  # int as the trainer writes it, so summary.json keeps 900, not 900.0
     device: str | None = None
     resumed_from_epoch: int | None = None
     lineage: Lineage | None = None

@@ -79,7 +79,7 @@ def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> No
     elif result.collated:
         c = result.collated
         console.print(
-            f"[bold]{c.get('succeeded')} of {c.get('total')} (age, slice) jobs succeeded, {c.get('failed')} failed[/bold] "
+            f"[bold]{c.succeeded} of {c.total} (age, slice) jobs succeeded, {c.failed} failed[/bold] "
             f"in {result.wall_s:.1f}s ({result.history_events} Step Functions history events)."
         )
     else:

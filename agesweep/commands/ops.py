@@ -2,7 +2,7 @@
 
 The stack's resources come from its CloudFormation Outputs (`--stack`, env AGESWEEP_STACK); the
 endpoint from boto3's usual configuration, so `AWS_ENDPOINT_URL=<agesweep local --serve endpoint>`
-with `--stack agesweep-local` drives local mode the same way. The logic lives in agesweep.ops.
+with `--stack agesweep-local` drives local mode the same way. The logic lives in agesweep.operations.
 """
 
 from __future__ import annotations
@@ -21,7 +21,16 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from agesweep import ops
+from agesweep.manifest import EFS_ROOT
+from agesweep.operations.cancel import CancelResult, cancel_run, unfinished_jobs
+from agesweep.operations.deployment import DEFAULT_STACK, DeployedStack, discover_stack
+from agesweep.operations.errors import OpsError, explain
+from agesweep.operations.logs import log_lines
+from agesweep.operations.retry import retry_manifests
+from agesweep.operations.runs import list_runs
+from agesweep.operations.status import RunStatus, run_status, watch_run
+from agesweep.operations.stuck_jobs import DEFAULT_STUCK_AFTER_S
+from agesweep.operations.submit import DEFAULT_START_WAIT_S, Submission, efs_local_path, plan_locally, read_manifest, submit_manifest
 from agesweep.commands.manifest import _err, _fail, _out
 from agesweep.console import age_table, fmt_duration, fmt_time, styled
 from agesweep.errors import AgesweepError
@@ -57,20 +66,20 @@ def _errors() -> Iterator[None]:
     """One red line and exit 2 for anything the operator can fix; never a traceback."""
     try:
         yield
-    except ops.OpsError as exc:
+    except OpsError as exc:
         _err().print(f"[bold red]error:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
-    except (BotoCoreError, ClientError) as exc:  # a call outside ops.aws_errors(): same one line
-        _err().print(f"[bold red]error:[/] {ops.explain(exc)}", highlight=False)
+    except (BotoCoreError, ClientError) as exc:  # a call outside operations' aws_errors(): same one line
+        _err().print(f"[bold red]error:[/] {explain(exc)}", highlight=False)
         raise typer.Exit(ExitCode.INVALID) from None
 
 
-def _stack(name: str, region: str | None) -> ops.Stack:
-    return ops.discover_stack(name, region)
+def _stack(name: str, region: str | None) -> DeployedStack:
+    return discover_stack(name, region)
 
 
 # ------------------------------------------------------------------------------------ submit
-def _print_submission(sub: ops.Submission, stack: ops.Stack) -> None:
+def _print_submission(sub: Submission, stack: DeployedStack) -> None:
     out = _out()
     if sub.uploaded:
         out.print(f"[bold green]✓[/] started run [bold]{sub.run_id}[/]")
@@ -84,28 +93,28 @@ def _print_submission(sub: ops.Submission, stack: ops.Stack) -> None:
     out.print(f"  follow    agesweep watch {sub.run_id} --stack {stack.name}", markup=False)
 
 
-def _submit_bytes(stack: ops.Stack, raw: bytes, name: str, source: str, force: bool, wait: float) -> ops.Submission:
-    return ops.submit_manifest(stack, raw, name, source=source, force=force, wait_s=wait)
+def _submit_bytes(stack: DeployedStack, raw: bytes, name: str, source: str, force: bool, wait: float) -> Submission:
+    return submit_manifest(stack, raw, name, source=source, force=force, wait_s=wait)
 
 
 def _validated(raw: bytes, name: str, shown_as: Path, as_json: bool) -> None:
     try:
-        ops.validate_manifest(raw, name)
+        plan_locally(raw, name)
     except AgesweepError as exc:
         _fail(shown_as, exc, as_json)
 
 
 def submit(
     manifest: Annotated[Path | None, typer.Argument(help="Manifest file (YAML or JSON) on this machine.", dir_okay=False, show_default=False)] = None,
-    stack: StackName = ops.DEFAULT_STACK,
+    stack: StackName = DEFAULT_STACK,
     region: Region = None,
     efs: Annotated[
         str | None,
         typer.Option("--efs", help="Instead of MANIFEST: a manifest on EFS, by its path as jobs see it (/data/manifests/x.yaml)."),
     ] = None,
-    efs_mount: Annotated[Path, typer.Option("--efs-mount", help="Where the EFS file system (/data) is mounted on this machine.")] = Path(ops.EFS_ROOT),
+    efs_mount: Annotated[Path, typer.Option("--efs-mount", help="Where the EFS file system (/data) is mounted on this machine.")] = Path(EFS_ROOT),
     force: Force = False,
-    wait: Wait = ops.DEFAULT_START_WAIT_S,
+    wait: Wait = DEFAULT_START_WAIT_S,
     as_json: AsJson = False,
 ) -> None:
     """Validate a manifest locally, upload it, print the run it started.
@@ -121,13 +130,13 @@ def submit(
     """
     with _errors():
         if (manifest is None) == (efs is None):
-            raise ops.OpsError("give a MANIFEST file or --efs PATH (one of them)")
+            raise OpsError("give a MANIFEST file or --efs PATH (one of them)")
         if efs is not None:
-            path, source = ops.efs_local_path(efs, efs_mount), f"efs:{efs}"
+            path, source = efs_local_path(efs, efs_mount), f"efs:{efs}"
         else:
             assert manifest is not None
             path, source = manifest, f"file:{manifest.name}"
-        raw = ops.read_manifest(path)
+        raw = read_manifest(path)
         _validated(raw, path.name, path, as_json)
         found = _stack(stack, region)
         sub = _submit_bytes(found, raw, path.name, source, force, wait)
@@ -138,7 +147,7 @@ def submit(
 
 
 # ------------------------------------------------------------------------------------ status / watch
-def _header(status: ops.RunStatus) -> str:
+def _header(status: RunStatus) -> str:
     counts = " · ".join(f"{name.lower()} {n}" for name, n in sorted(status.counts.items()))
     parts = [
         f"run [bold]{status.run_id}[/bold]",
@@ -153,7 +162,7 @@ def _header(status: ops.RunStatus) -> str:
     return " · ".join(parts)
 
 
-def _stuck_view(status: ops.RunStatus) -> list[Any]:
+def _stuck_view(status: RunStatus) -> list[Any]:
     if not status.stuck:
         return []
     parts: list[Any] = [Text(f"⚠ {len(status.stuck)} job(s) RUNNABLE for too long", style="bold yellow")]
@@ -168,15 +177,15 @@ def _stuck_view(status: ops.RunStatus) -> list[Any]:
         table.add_column(column)
     for ce in status.compute_environments:
         table.add_row(
-            ce["name"], f"{ce['type'] or ''} {ce['capacity'] or ''}".strip(), ce["state"] or "", ce["status"] or "",
-            "/".join("" if ce[k] is None else str(ce[k]) for k in ("min_vcpus", "desired_vcpus", "max_vcpus")),
-            ", ".join(ce["instance_types"]), Text(ce["status_reason"] or ""),
+            ce.name, f"{ce.type or ''} {ce.capacity or ''}".strip(), ce.state or "", ce.status or "",
+            "/".join("" if v is None else str(v) for v in (ce.min_vcpus, ce.desired_vcpus, ce.max_vcpus)),
+            ", ".join(ce.instance_types), Text(ce.status_reason or ""),
         )
     parts.append(table)
     return parts
 
 
-def status_view(status: ops.RunStatus) -> Group:
+def status_view(status: RunStatus) -> Group:
     """Header, one row per age, stuck jobs, and the outcome once the run has ended."""
     parts: list[Any] = [_header(status)]
     if status.rows:
@@ -187,7 +196,7 @@ def status_view(status: ops.RunStatus) -> Group:
     if status.finished:
         if status.collated:
             c = status.collated
-            parts.append(f"[bold]{c.get('succeeded')} of {c.get('total')} (age, slice) pairs succeeded, {c.get('failed')} failed[/bold]")
+            parts.append(f"[bold]{c.succeeded} of {c.total} (age, slice) pairs succeeded, {c.failed} failed[/bold]")
         if status.error or status.cause:
             parts.append(Text(f"{status.status}: {status.error or ''} {(status.cause or '')[:500]}".rstrip(), style="red"))
         if status.counts.get("FAILED"):
@@ -197,9 +206,9 @@ def status_view(status: ops.RunStatus) -> Group:
 
 def status(
     run: Run,
-    stack: StackName = ops.DEFAULT_STACK,
+    stack: StackName = DEFAULT_STACK,
     region: Region = None,
-    stuck_after: StuckAfter = ops.DEFAULT_STUCK_AFTER_S,
+    stuck_after: StuckAfter = DEFAULT_STUCK_AFTER_S,
     as_json: AsJson = False,
 ) -> None:
     """Show where a run stands: a row per age, totals, an ETA and stuck jobs.
@@ -215,7 +224,7 @@ def status(
     2 unknown stack/run or AWS problem, 3 still running.
     """
     with _errors():
-        snapshot = ops.run_status(_stack(stack, region), run, stuck_after)
+        snapshot = run_status(_stack(stack, region), run, stuck_after)
     if as_json:
         print(json.dumps(snapshot.to_dict(), indent=2, default=str))
     else:
@@ -225,10 +234,10 @@ def status(
 
 def watch(
     run: Run,
-    stack: StackName = ops.DEFAULT_STACK,
+    stack: StackName = DEFAULT_STACK,
     region: Region = None,
     interval: Annotated[float, typer.Option("--interval", help="Seconds between refreshes.")] = 5.0,
-    stuck_after: StuckAfter = ops.DEFAULT_STUCK_AFTER_S,
+    stuck_after: StuckAfter = DEFAULT_STUCK_AFTER_S,
     as_json: AsJson = False,
 ) -> None:
     """Follow a run live until its execution ends.
@@ -241,10 +250,10 @@ def watch(
     """
     out = _out()
     last: dict[int, str] = {}
-    final: ops.RunStatus | None = None
+    final: RunStatus | None = None
     with _errors():
         found = _stack(stack, region)
-        snapshots = ops.watch_run(found, run, interval, stuck_after)
+        snapshots = watch_run(found, run, interval, stuck_after)
         if out.is_terminal and not as_json:
             with Live(console=out, refresh_per_second=4, transient=False) as live:
                 for final in snapshots:
@@ -271,7 +280,7 @@ def watch(
 
 # ------------------------------------------------------------------------------------ runs
 def runs(
-    stack: StackName = ops.DEFAULT_STACK,
+    stack: StackName = DEFAULT_STACK,
     region: Region = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=1000, help="How many of the newest runs.")] = 20,
     as_json: AsJson = False,
@@ -285,7 +294,7 @@ def runs(
     """
     with _errors():
         found = _stack(stack, region)
-        listed = ops.list_runs(found, limit)
+        listed = list_runs(found, limit)
     if as_json:
         print(json.dumps([r.to_dict() for r in listed], indent=2))
         return
@@ -308,10 +317,10 @@ def runs(
 # ------------------------------------------------------------------------------------ retry
 def retry(
     run: Run,
-    stack: StackName = ops.DEFAULT_STACK,
+    stack: StackName = DEFAULT_STACK,
     region: Region = None,
     force: Force = False,
-    wait: Wait = ops.DEFAULT_START_WAIT_S,
+    wait: Wait = DEFAULT_START_WAIT_S,
     as_json: AsJson = False,
 ) -> None:
     """Rerun only what failed: submit the run's retry manifest.
@@ -324,10 +333,10 @@ def retry(
     Exit codes: 0 submitted, or nothing failed (nothing to do); 2 run still running, no retry
     manifest, invalid retry manifest, unknown stack/run or AWS problem.
     """
-    submitted: list[ops.Submission] = []
+    submitted: list[Submission] = []
     with _errors():
         found = _stack(stack, region)
-        documents = ops.retry_manifests(found, run)
+        documents = retry_manifests(found, run)
         if not documents:
             if as_json:
                 print(json.dumps({"run_id": run, "submitted": []}, indent=2))
@@ -348,7 +357,7 @@ def retry(
 # ------------------------------------------------------------------------------------ cancel
 def cancel(
     run: Run,
-    stack: StackName = ops.DEFAULT_STACK,
+    stack: StackName = DEFAULT_STACK,
     region: Region = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     reason: Annotated[str, typer.Option("--reason", help="Recorded on the execution and on each terminated job.")] = "Cancelled by agesweep cancel",
@@ -367,31 +376,31 @@ def cancel(
     """
     with _errors():
         found = _stack(stack, region)
-        description, unfinished = ops.unfinished_jobs(found, run)
-        run_id = description["name"]
-        if description["status"] != "RUNNING" and not unfinished:
+        execution, unfinished = unfinished_jobs(found, run)
+        run_id = execution.run_id
+        if not execution.running and not unfinished:
             if as_json:
-                print(json.dumps(ops.CancelResult(run_id, description["status"], stopped=False).to_dict(), indent=2))
+                print(json.dumps(CancelResult(run_id, execution.status, stopped=False).to_dict(), indent=2))
             else:
-                _out().print(f"run {run_id} already ended ({description['status']}); nothing to cancel", markup=False)
+                _out().print(f"run {run_id} already ended ({execution.status}); nothing to cancel", markup=False)
             return
         if not yes:
             ages = ", ".join(f"{row.age} ({row.status})" for row in unfinished) or "none submitted yet"
             question = (
-                f"Cancel run {run_id} ({description['status']}): stop the execution and terminate "
+                f"Cancel run {run_id} ({execution.status}): stop the execution and terminate "
                 f"{len(unfinished)} unfinished job(s) — ages {ages}?"
             )
             if not typer.confirm(question, default=False, err=True):
                 _err().print("not cancelled", highlight=False)
                 raise typer.Exit(1)
-        result = ops.cancel_run(found, run, reason)
+        result = cancel_run(found, run, reason)
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
     out = _out()
     out.print(f"[bold]run {result.run_id}[/]: " + ("execution stopped (ABORTED)" if result.stopped else f"execution already {result.execution_status}"))
     for job in result.terminated:
-        out.print(f"  terminated age {job['age']} job {job['job_id']} (was {job['status']})", markup=False)
+        out.print(f"  terminated age {job.age} job {job.job_id} (was {job.status})", markup=False)
     if not result.terminated:
         out.print("  no job was running or queued", markup=False)
 
@@ -400,7 +409,7 @@ def cancel(
 def logs(
     run: Run,
     age: Annotated[int, typer.Option("--age", help="The age whose job's log to show.", show_default=False)],
-    stack: StackName = ops.DEFAULT_STACK,
+    stack: StackName = DEFAULT_STACK,
     region: Region = None,
     index: Annotated[int | None, typer.Option("--index", help="Array child (slice) index, for ages run as array jobs.")] = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines until the job ends.")] = False,
@@ -420,7 +429,7 @@ def logs(
     printed = 0
     with _errors():
         found = _stack(stack, region)
-        for line in ops.log_lines(found, run, age, index=index, follow=follow, poll_s=interval):
+        for line in log_lines(found, run, age, index=index, follow=follow, poll_s=interval):
             if line.stream != current:
                 err.print(f"── age {age} attempt {line.attempt} · {line.stream}", style="dim", highlight=False)
                 current = line.stream

@@ -1,15 +1,21 @@
-"""agesweep.ops without a stack: stuck-job diagnosis, ETA, EFS paths, error lines, --help, local validation."""
+"""agesweep.operations without a stack: stuck-job diagnosis, ETA, EFS paths, error lines, --help, local validation."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, NoCredentialsError
 from typer.testing import CliRunner
 
-from agesweep import ops
 from agesweep.cli import app
+from agesweep.operations.deployment import AwsClients
+from agesweep.operations.errors import OpsError, explain
+from agesweep.operations.logs import job_streams
+from agesweep.operations.status import eta_seconds
+from agesweep.operations.stuck_jobs import ComputeEnvironment, stuck_causes
+from agesweep.operations.submit import efs_local_path
 from agesweep.tracking import AgeProgress
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,26 +29,26 @@ OFFLINE = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_EC2_METADATA_DISABLED"
            "AWS_SECURITY_TOKEN": None, "AWS_PROFILE": None}
 
 
-def _ce(**overrides: object) -> dict:
-    ce = {"name": "spot", "type": "MANAGED", "state": "ENABLED", "status": "VALID", "status_reason": None,
-          "capacity": "EC2", "min_vcpus": 0, "desired_vcpus": 0, "max_vcpus": 256, "instance_types": ["m6i.8xlarge"]}
+def _ce(**overrides: Any) -> ComputeEnvironment:
+    ce: dict[str, Any] = {"name": "spot", "type": "MANAGED", "state": "ENABLED", "status": "VALID", "status_reason": None,
+                          "capacity": "EC2", "min_vcpus": 0, "desired_vcpus": 0, "max_vcpus": 256, "instance_types": ["m6i.8xlarge"]}
     ce.update(overrides)
-    return ce
+    return ComputeEnvironment(**ce)
 
 
 def test_a_job_bigger_than_max_vcpus_is_named_as_the_cause() -> None:
-    causes = ops.stuck_causes(32, 131072, [_ce(max_vcpus=16)], {}, {})
+    causes = stuck_causes(32, 131072, [_ce(max_vcpus=16)], {}, {})
     assert "asks 32 vCPUs but spot allows at most maxvCpus 16" in causes[0]
 
 
 def test_disabled_or_invalid_compute_environments_come_first() -> None:
-    causes = ops.stuck_causes(4, None, [_ce(state="DISABLED", status="INVALID", status_reason="CLIENT_ERROR - role")], {}, {})
+    causes = stuck_causes(4, None, [_ce(state="DISABLED", status="INVALID", status_reason="CLIENT_ERROR - role")], {}, {})
     assert causes[0].startswith("compute environment spot is DISABLED")
     assert "INVALID: CLIENT_ERROR - role" in causes[1]
 
 
 def test_instance_types_too_small_and_a_low_quota_are_reported() -> None:
-    causes = ops.stuck_causes(
+    causes = stuck_causes(
         32, 131072, [_ce(instance_types=["c5.large"])], {"c5.large": (2, 4096)}, {"L-34B43A08": 16.0}
     )
     text = "\n".join(causes)
@@ -52,12 +58,12 @@ def test_instance_types_too_small_and_a_low_quota_are_reported() -> None:
 
 
 def test_a_healthy_environment_gets_capacity_and_quota_hints_only() -> None:
-    at_max = ops.stuck_causes(32, None, [_ce(desired_vcpus=256)], {}, {})
+    at_max = stuck_causes(32, None, [_ce(desired_vcpus=256)], {}, {})
     assert any("spot is at maxvCpus (256)" in c for c in at_max)
-    healthy = ops.stuck_causes(32, None, [_ce()], {"m6i.8xlarge": (32, 131072)}, {})
+    healthy = stuck_causes(32, None, [_ce()], {"m6i.8xlarge": (32, 131072)}, {})
     assert not any("maxvCpus" in c or "no instance type" in c for c in healthy)
     assert any("L-34B43A08" in c and "L-1216C47A" in c for c in healthy)  # where to look, by code
-    assert ops.stuck_causes(4, None, [], {}, {}) == ["the job queue has no compute environment"]
+    assert stuck_causes(4, None, [], {}, {}) == ["the job queue has no compute environment"]
 
 
 def _row(age: int, status: str, started: float | None = None, stopped: float | None = None) -> AgeProgress:
@@ -66,37 +72,37 @@ def _row(age: int, status: str, started: float | None = None, stopped: float | N
 
 def test_eta_is_mean_duration_times_rounds_left() -> None:
     rows = [_row(40, "SUCCEEDED", 0, 10), _row(41, "FAILED", 0, 20)] + [_row(a, "RUNNABLE") for a in range(42, 46)]
-    assert ops.eta_seconds(rows, concurrency=2) == 15 * 2  # 4 left, 2 at once: 2 rounds of 15 s
-    assert ops.eta_seconds(rows, concurrency=40) == 15
-    assert ops.eta_seconds([_row(40, "RUNNING", 0)], concurrency=2) is None  # nothing finished yet
-    assert ops.eta_seconds([_row(40, "SUCCEEDED", 0, 5)], concurrency=2) == 0.0
+    assert eta_seconds(rows, concurrency=2) == 15 * 2  # 4 left, 2 at once: 2 rounds of 15 s
+    assert eta_seconds(rows, concurrency=40) == 15
+    assert eta_seconds([_row(40, "RUNNING", 0)], concurrency=2) is None  # nothing finished yet
+    assert eta_seconds([_row(40, "SUCCEEDED", 0, 5)], concurrency=2) == 0.0
 
 
 def test_efs_paths_map_onto_the_local_mount() -> None:
-    assert ops.efs_local_path("/data/manifests/x.yaml", Path("/mnt/efs")) == Path("/mnt/efs/manifests/x.yaml")
+    assert efs_local_path("/data/manifests/x.yaml", Path("/mnt/efs")) == Path("/mnt/efs/manifests/x.yaml")
     for bad in ("/etc/passwd", "manifests/x.yaml", "/data/../etc/x.yaml", "/database/x.yaml"):
-        with pytest.raises(ops.OpsError, match="under /data/"):
-            ops.efs_local_path(bad, Path("/mnt/efs"))
+        with pytest.raises(OpsError, match="under /data/"):
+            efs_local_path(bad, Path("/mnt/efs"))
 
 
 def test_job_streams_follow_the_attempts() -> None:
     job = {"attempts": [{"container": {"logStreamName": "jd/default/a"}}, {"container": {"logStreamName": "jd/default/b"}}],
            "container": {"logStreamName": "jd/default/b"}}
-    assert ops.job_streams(job) == [(1, "jd/default/a"), (2, "jd/default/b")]
-    assert ops.job_streams({"attempts": [], "container": {"logStreamName": "s"}}) == [(1, "s")]
-    assert ops.job_streams({"status": "RUNNABLE"}) == []
+    assert job_streams(job) == [(1, "jd/default/a"), (2, "jd/default/b")]
+    assert job_streams({"attempts": [], "container": {"logStreamName": "s"}}) == [(1, "s")]
+    assert job_streams({"status": "RUNNABLE"}) == []
 
 
 def test_errors_read_as_one_actionable_line() -> None:
-    assert "no AWS credentials found" in ops.explain(NoCredentialsError())
+    assert "no AWS credentials found" in explain(NoCredentialsError())
     expired = ClientError({"Error": {"Code": "ExpiredTokenException", "Message": "expired"}}, "DescribeStacks")
-    assert "rejected the credentials" in ops.explain(expired) and "aws sso login" in ops.explain(expired)
+    assert "rejected the credentials" in explain(expired) and "aws sso login" in explain(expired)
     denied = ClientError({"Error": {"Code": "AccessDeniedException", "Message": "no batch:TerminateJob"}}, "TerminateJob")
-    assert ops.explain(denied) == "access denied (TerminateJob): no batch:TerminateJob"
+    assert explain(denied) == "access denied (TerminateJob): no batch:TerminateJob"
 
 
 def test_every_client_retries_throttling_adaptively() -> None:
-    client = ops.Aws("us-east-1").client("batch")
+    client = AwsClients("us-east-1").client("batch")
     assert client.meta.config.retries["mode"] == "adaptive"
     assert client.meta.config.retries["total_max_attempts"] == 11  # the first try and 10 retries
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from agesweep import tracking
+from agesweep import aws, tracking
+from agesweep.contracts import CollateOutput, Plan
 from agesweep.exit_codes import ExitCode
 from agesweep.local.runtime import LocalStack
 from agesweep.runs import run_id_for
@@ -27,7 +27,7 @@ class Progress:
 
     run_id: str
     status: str
-    plan: dict[str, Any] | None
+    plan: Plan | None
     rows: list[tracking.AgeProgress]
     started: float
 
@@ -39,8 +39,8 @@ class LocalRunResult:
     status: str
     error: str | None
     cause: str | None
-    collated: dict[str, Any] | None
-    plan: dict[str, Any] | None
+    collated: CollateOutput | None
+    plan: Plan | None
     rows: list[tracking.AgeProgress]
     notifications: list[dict[str, str]]
     run_dir: Path
@@ -52,7 +52,7 @@ class LocalRunResult:
     def exit_code(self) -> int:
         if self.error == "ManifestRejected":
             return ExitCode.INVALID
-        if self.status == "SUCCEEDED" and self.collated and not self.collated.get("failed"):
+        if self.status == "SUCCEEDED" and self.collated and not self.collated.failed:
             return ExitCode.OK
         return ExitCode.SOME_FAILED
 
@@ -85,7 +85,7 @@ class _Follower:
     def __init__(self, stack: LocalStack, run_id: str, execution_arn: str, started: float) -> None:
         self.sfn, self.batch = stack.client("stepfunctions"), stack.client("batch")
         self.run_id, self.execution_arn, self.started = run_id, execution_arn, started
-        self.plan: dict[str, Any] | None = None
+        self.plan: Plan | None = None
         self.job_ids: list[str] = []
 
     def snapshot(self) -> Progress:
@@ -94,11 +94,11 @@ class _Follower:
             self.plan = tracking.plan_from_history(tracking.history_events(self.sfn, self.execution_arn))
         rows: list[tracking.AgeProgress] = []
         if self.plan is not None:
-            if len(self.job_ids) < len(self.plan["items"]):
+            if len(self.job_ids) < len(self.plan.items):
                 jobs = tracking.list_run_jobs(self.batch, self.plan)
                 self.job_ids = [job["jobId"] for job in jobs]
             else:
-                jobs = tracking.describe_jobs(self.batch, self.job_ids)
+                jobs = list(aws.describe_jobs(self.batch, self.job_ids).values())
             rows = tracking.age_progress(self.plan, jobs)
         return Progress(run_id=self.run_id, status=status, plan=self.plan, rows=rows, started=self.started)
 

@@ -14,9 +14,11 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from agesweep import ops
 from agesweep.cli import app
 from agesweep.local.runtime import SimulatedFailure
+from agesweep.operations.deployment import discover_stack
+from agesweep.operations.executions import describe_run
+from agesweep.operations.status import RunStatus, run_status
 from tests.local.conftest import write_manifest
 
 STACK = ["--stack", "agesweep-local"]
@@ -132,10 +134,10 @@ def test_cancel_a_running_sweep_after_flagging_its_runnable_job(make_stack, tmp_
     run_id = _json(started)["run_id"]
     head = stack.client("s3").head_object(Bucket=stack.bucket, Key="manifests/long.yaml")
     assert head["Metadata"]["source"] == "efs:/data/manifests/long.yaml"
-    found = ops.discover_stack("agesweep-local")
+    found = discover_stack("agesweep-local")
 
-    def two_running() -> ops.RunStatus | None:
-        snapshot = ops.run_status(found, run_id)
+    def two_running() -> RunStatus | None:
+        snapshot = run_status(found, run_id)
         return snapshot if snapshot.counts == {"RUNNING": 2, "RUNNABLE": 1} else None
 
     snapshot = _wait_for(two_running)
@@ -162,7 +164,7 @@ def test_cancel_a_running_sweep_after_flagging_its_runnable_job(make_stack, tmp_
     try:
         declined = cli("cancel", run_id, *STACK, input="n\n")
         assert declined.exit_code == 1 and "not cancelled" in declined.output
-        assert ops.describe_run(found, run_id)["status"] == "RUNNING"
+        assert describe_run(found, run_id).status == "RUNNING"
 
         cancelled = cli("cancel", run_id, *STACK, "--yes", "--json")
         assert cancelled.exit_code == 0, cancelled.output

@@ -34,7 +34,10 @@ def test_validate_invalid_prints_each_problem_on_its_own_line(runner: CliRunner)
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert "ManifestInvalid, 7 problems" in lines[0]
-    assert "job.cpu: unknown field 'cpu' (did you mean 'vcpus'? allowed: definition, queue, image, vcpus, memory_mib, gpus, timeout_minutes, attempts)" in lines
+    assert (
+        "job.cpu: unknown field 'cpu' (did you mean 'vcpus'? "
+        "allowed: definition, queue, image, vcpus, memory_mib, gpus, timeout_minutes, attempts)"
+    ) in lines
     assert "Traceback" not in result.output and "\x1b[" not in result.output  # piped: plain text
 
 

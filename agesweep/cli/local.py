@@ -15,7 +15,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from agesweep import tracking
-from agesweep.console import age_table, fmt_elapsed, styled
+from agesweep.cli.output import age_table, fmt_elapsed, styled
+from agesweep.contracts import Summary
 from agesweep.exit_codes import ExitCode
 
 if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands start fast
@@ -47,31 +48,30 @@ def progress_view(progress: Progress) -> Group:
     return Group(header, age_table(progress.rows))
 
 
-def results_table(summary: dict) -> Table:
+def results_table(summary: Summary) -> Table:
     """One row per (age, slice) of the collated summary, with the headline metrics."""
-    table = Table(title=f"run {summary['run_id']}", show_edge=False, pad_edge=False)
+    table = Table(title=f"run {summary.run_id}", show_edge=False, pad_edge=False)
     for column in ("age", "slice", "status", "attempts", "duration", "held-out C", "final loss", "reason"):
         if column == "reason":
             table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=40)
         else:
             table.add_column(column, justify="left" if column == "status" else "right")
-    for age in summary.get("ages", []):
-        for part in age.get("slices", []):
-            metrics = part.get("metrics") or {}
-            c_index, loss = metrics.get("heldout_c_index"), metrics.get("final_loss")
-            table.add_row(
-                str(part["age"]), f"{part['start_index']}-{part['end_index']}", styled(part["status"]),
-                str(part.get("attempts") or ""), fmt_elapsed(part.get("duration_s")),
-                "" if c_index is None else f"{c_index:.3f}", "" if loss is None else f"{loss:.4f}",
-                (part.get("status_reason") or "")[:50],
-            )
+    for part in summary.slices():
+        c_index = part.metrics.heldout_c_index if part.metrics else None
+        loss = part.metrics.final_loss if part.metrics else None
+        table.add_row(
+            str(part.age), part.slice_label, styled(part.status),
+            str(part.attempts or ""), fmt_elapsed(part.duration_s),
+            "" if c_index is None else f"{c_index:.3f}", "" if loss is None else f"{loss:.4f}",
+            (part.status_reason or "")[:50],
+        )
     return table
 
 
 def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> None:
     summary_file = result.run_dir / "summary.json"
     if summary_file.exists():
-        console.print(results_table(json.loads(summary_file.read_text(encoding="utf-8"))))
+        console.print(results_table(Summary.model_validate_json(summary_file.read_bytes())))
     for note in result.notifications:
         console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
     if result.error == "ManifestRejected":
@@ -79,7 +79,7 @@ def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> No
     elif result.collated:
         c = result.collated
         console.print(
-            f"[bold]{c.get('succeeded')} of {c.get('total')} (age, slice) jobs succeeded, {c.get('failed')} failed[/bold] "
+            f"[bold]{c.succeeded} of {c.total} (age, slice) jobs succeeded, {c.failed} failed[/bold] "
             f"in {result.wall_s:.1f}s ({result.history_events} Step Functions history events)."
         )
     else:
@@ -93,7 +93,9 @@ def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> No
 
 
 def local(
-    manifest: Annotated[Path | None, typer.Argument(help="Run manifest (YAML or JSON). Omit with --serve.", exists=True, dir_okay=False)] = None,
+    manifest: Annotated[
+        Path | None, typer.Argument(help="Run manifest (YAML or JSON). Omit with --serve.", exists=True, dir_okay=False)
+    ] = None,
     data: Annotated[Path | None, typer.Option(help="Local folder mounted as the jobs' /data (default: <workdir>/data).")] = None,
     workdir: Annotated[Path, typer.Option(help="Where runs, logs and SNS messages are kept.")] = DEFAULT_WORKDIR,
     workers: Annotated[int, typer.Option(help="Batch jobs run at once (default: CPU count).")] = 0,
@@ -163,5 +165,3 @@ def local(
             console.print("stopped")
 
 
-def register(app: typer.Typer) -> None:
-    app.command("local")(local)

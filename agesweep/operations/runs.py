@@ -1,0 +1,68 @@
+"""`agesweep runs`: the stack's newest runs, with their (age, slice) counts once collated."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from agesweep import aws
+from agesweep.contracts import Summary
+from agesweep.operations.deployment import DeployedStack
+from agesweep.operations.errors import aws_errors
+from agesweep.operations.executions import epoch
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    status: str
+    started_at: float | None
+    stopped_at: float | None
+    total: int | None = None
+    succeeded: int | None = None
+    failed: int | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.stopped_at or time.time()) - self.started_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "duration_s": self.duration_s}
+
+
+def read_summary(stack: DeployedStack, run_id: str) -> Summary | None:
+    """runs/<run_id>/summary.json from the stack bucket, None before collation (or without one)."""
+    with aws_errors():
+        try:
+            body = stack.client("s3").get_object(Bucket=stack.bucket, Key=f"runs/{run_id}/summary.json")["Body"].read()
+        except ClientError as exc:
+            if aws.is_not_found(exc):
+                return None
+            raise
+    return Summary.model_validate_json(body)
+
+
+def list_runs(stack: DeployedStack, limit: int = 20) -> list[RunSummary]:
+    """The newest executions of the stack's state machine, with (age, slice) counts once collated."""
+    sfn = stack.client("stepfunctions")
+    executions: list[dict[str, Any]] = []
+    with aws_errors():
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=stack.state_machine_arn, PaginationConfig={"MaxItems": limit, "PageSize": min(limit, 100)}
+        ):
+            executions.extend(page["executions"])
+    executions.sort(key=lambda e: epoch(e.get("startDate")) or 0.0, reverse=True)
+    runs = []
+    for execution in executions[:limit]:
+        run = RunSummary(execution["name"], execution["status"], epoch(execution.get("startDate")), epoch(execution.get("stopDate")))
+        if run.status != "RUNNING":
+            summary = read_summary(stack, run.run_id)
+            if summary is not None:
+                run.total, run.succeeded, run.failed = summary.total, summary.succeeded, summary.failed
+        runs.append(run)
+    return runs

@@ -39,12 +39,12 @@ clean:
 	rm -rf agesweep-local .aws-sam .pytest_cache
 
 ## Lambda layer for `sam build` (template.yaml AgesweepLayer, BuildMethod makefile): the agesweep package and
-## its Lambda dependencies, pinned as in pyproject.toml, as Linux x86_64 / CPython 3.11 wheels on any build host.
+## its Lambda dependencies (pyproject.toml's core dependencies and the lambda and plot extras, by name), as Linux x86_64 / CPython 3.11 wheels on any build host.
 ## boto3 is included so the botocore that the tracer pulls in matches it (the layer shadows the runtime's copy).
 build-AgesweepLayer:
 	$(eval LAYER_ROOT := $(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
 	mkdir -p "$(ARTIFACTS_DIR)/python"
-	$(PYTHON) -c 'import re, sys, tomllib; deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]; print("\n".join(d for d in deps if re.match(r"(boto3|pydantic|PyYAML|aws-lambda-powertools|matplotlib)(\[|==)", d)))' "$(LAYER_ROOT)pyproject.toml" > "$(ARTIFACTS_DIR)/layer-requirements.txt"
+	$(PYTHON) -c 'import sys, tomllib; p = tomllib.load(open(sys.argv[1], "rb"))["project"]; print("\n".join(p["dependencies"] + [d for e in sys.argv[2:] for d in p["optional-dependencies"][e]]))' "$(LAYER_ROOT)pyproject.toml" lambda plot > "$(ARTIFACTS_DIR)/layer-requirements.txt"
 	$(PYTHON) -m pip install -q --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)/python" \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all: \
 		-r "$(ARTIFACTS_DIR)/layer-requirements.txt"

@@ -64,3 +64,41 @@ def load_event(name: str) -> dict[str, Any]:
 def tool_env() -> dict[str, str]:
     """No credentials and no network needed: a region is enough for sam validate/cfn-lint."""
     return {**os.environ, "AWS_DEFAULT_REGION": os.environ["AWS_DEFAULT_REGION"], "SAM_CLI_TELEMETRY": "0"}
+
+
+def pyproject() -> dict[str, Any]:
+    import tomllib
+
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+
+def requirements_of(*extras: str, core: bool = True) -> list[Any]:
+    """What `pip install 'agesweep[EXTRAS]'` asks for, as packaging Requirements, agesweep[...] expanded.
+
+    Within pyproject.toml only (not the packages' own dependencies). An unknown extra is a KeyError.
+    """
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = pyproject()
+    optional = project["optional-dependencies"]
+    seen: set[str] = set()
+    found: list[Requirement] = []
+
+    def add(lines: list[str]) -> None:
+        for line in lines:
+            requirement = Requirement(line)
+            if canonicalize_name(requirement.name) == canonicalize_name(project["name"]):
+                for extra in sorted(requirement.extras - seen):
+                    seen.add(extra)
+                    add(optional[extra])
+            elif str(requirement) not in {str(r) for r in found}:
+                found.append(requirement)
+
+    if core:
+        add(project["dependencies"])
+    for extra in extras:
+        seen.add(extra)
+        add(optional[extra])
+    return found
+

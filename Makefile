@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps check-stack bench clean
+.PHONY: demo test install system-deps check-stack bench clean build-AgesweepLayer build-PlottingLayer
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,16 +38,100 @@ bench: $(STAMP)
 clean:
 	rm -rf agesweep-local .aws-sam .pytest_cache
 
-## Lambda layer for `sam build` (template.yaml AgesweepLayer, BuildMethod makefile): the agesweep package and
-## its Lambda dependencies, pinned as in pyproject.toml, as Linux x86_64 / CPython 3.11 wheels on any build host.
-## boto3 is included so the botocore that the tracer pulls in matches it (the layer shadows the runtime's copy).
-build-AgesweepLayer:
-	$(eval LAYER_ROOT := $(dir $(abspath $(firstword $(MAKEFILE_LIST)))))
+## Lambda layers for `sam build` (template.yaml, BuildMethod makefile; sam build runs each target with
+## ARTIFACTS_DIR set). Each one is pip's install of pyproject.toml extras, read by name (below), as
+## Linux x86_64 / CPython 3.11 wheels on any build host.
+
+# agesweep/ entries that are not Lambda code and stay out of AgesweepLayer: the operator CLI and local
+# mode. Today's modules and the agesweep/cli/ + agesweep/local/ layout after the split; one that does not
+# exist is skipped.
+LAYER_EXCLUDE := cli cli.py commands ops.py console.py local training
+
+# The extras the layers are built from. Lambda unpacks a function's layers over each other into /opt,
+# so a package in two layers (python-dateutil: botocore and matplotlib) must be the same version in
+# both: each layer is installed under the pins of one resolution of all of them together.
+LAYER_EXTRAS := --core lambda plot
+
+# `... EXTRA ...`: the requirements that `pip install 'agesweep[EXTRA,...]'` would add (the core
+# dependencies only with --core), one per line, read from pyproject.toml by extra name, agesweep[...]
+# self-references expanded. An unknown extra is an error, not an empty layer.
+# `--pins REPORT`: name==version of everything in a `pip install --report` (the constraints).
+define LAYER_REQUIREMENTS_PY
+import json, re, sys, tomllib
+if sys.argv[1] == "--pins":
+    report = json.load(open(sys.argv[2]))
+    print("\n".join(f'{i["metadata"]["name"]}=={i["metadata"]["version"]}' for i in report["install"]))
+    sys.exit()
+pyproject, *names = sys.argv[1:]
+project = tomllib.load(open(pyproject, "rb"))["project"]
+extras = project.get("optional-dependencies", {})
+seen, out = set(), []
+
+def add(requirements):
+    for requirement in requirements:
+        self_ref = re.fullmatch(re.escape(project["name"]) + r"\[([^]]+)\]", requirement.replace(" ", ""))
+        for extra in self_ref.group(1).split(",") if self_ref else ():
+            if extra not in seen:
+                seen.add(extra)
+                add(extras[extra])
+        if not self_ref and requirement not in out:
+            out.append(requirement)
+
+for name in names:
+    if name == "--core":
+        add(project["dependencies"])
+    else:
+        seen.add(name)
+        add(extras[name])
+if not out:
+    sys.exit(f"no requirements for {names}")
+print("\n".join(out))
+endef
+export LAYER_REQUIREMENTS_PY
+
+LAYER_PIP = $(PYTHON) -m pip install -q --disable-pip-version-check --no-warn-conflicts \
+	--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all:
+
+# Extension modules lose their symbol tables (--strip-unneeded keeps what the dynamic loader needs): several
+# wheels ship them unstripped (kiwisolver 5.6 -> 0.2 MB, fontTools 23 -> 12 MB). Not the libraries that
+# auditwheel vendored into <package>.libs/: patchelf rewrote those, and strip breaks them (OpenBLAS then
+# fails to load: "ELF load command address/offset not page-aligned"). GNU strip only; another strip
+# (macOS's) cannot read ELF, and the layers are then ~25 MB larger, still within Lambda's limit.
+# Type stubs (*.pyi) go too: nothing imports them.
+STRIP ?= strip
+
+# $(call layer_pip,EXTRAS): install those extras' requirements into $(ARTIFACTS_DIR)/python, pinned
+# as resolved with all of LAYER_EXTRAS. (--no-warn-conflicts: the build interpreter's own packages
+# have nothing to do with the layer.)
+define layer_pip
 	mkdir -p "$(ARTIFACTS_DIR)/python"
-	$(PYTHON) -c 'import re, sys, tomllib; deps = tomllib.load(open(sys.argv[1], "rb"))["project"]["dependencies"]; print("\n".join(d for d in deps if re.match(r"(boto3|pydantic|PyYAML|aws-lambda-powertools|matplotlib)(\[|==)", d)))' "$(LAYER_ROOT)pyproject.toml" > "$(ARTIFACTS_DIR)/layer-requirements.txt"
-	$(PYTHON) -m pip install -q --disable-pip-version-check --no-compile --target "$(ARTIFACTS_DIR)/python" \
-		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all: \
-		-r "$(ARTIFACTS_DIR)/layer-requirements.txt"
-	rm -rf "$(ARTIFACTS_DIR)/layer-requirements.txt" "$(ARTIFACTS_DIR)/python/bin"
+	$(PYTHON) -c "$$LAYER_REQUIREMENTS_PY" "$(LAYER_ROOT)pyproject.toml" $(LAYER_EXTRAS) > "$(ARTIFACTS_DIR)/all-layers.txt"
+	$(LAYER_PIP) --dry-run --target "$(ARTIFACTS_DIR)/resolved" --report "$(ARTIFACTS_DIR)/all-layers.json" -r "$(ARTIFACTS_DIR)/all-layers.txt"
+	$(PYTHON) -c "$$LAYER_REQUIREMENTS_PY" --pins "$(ARTIFACTS_DIR)/all-layers.json" > "$(ARTIFACTS_DIR)/constraints.txt"
+	$(PYTHON) -c "$$LAYER_REQUIREMENTS_PY" "$(LAYER_ROOT)pyproject.toml" $(1) > "$(ARTIFACTS_DIR)/requirements.txt"
+	$(LAYER_PIP) --no-compile --target "$(ARTIFACTS_DIR)/python" \
+		-c "$(ARTIFACTS_DIR)/constraints.txt" -r "$(ARTIFACTS_DIR)/requirements.txt"
+	cd "$(ARTIFACTS_DIR)" && rm -rf all-layers.txt all-layers.json resolved constraints.txt requirements.txt python/bin python/share
+	find "$(ARTIFACTS_DIR)/python" -name __pycache__ -prune -exec rm -rf {} +
+	find "$(ARTIFACTS_DIR)/python" -type f -name '*.pyi' -delete
+	if $(STRIP) --version 2>/dev/null | grep -q GNU; then \
+		find "$(ARTIFACTS_DIR)/python" -type f -name '*.so' -not -path '*.libs/*' -exec $(STRIP) --strip-unneeded {} +; \
+	else echo "note: no GNU strip ($(STRIP)): the layer's shared objects keep their symbol tables" >&2; fi
+endef
+
+LAYER_ROOT = $(dir $(abspath $(firstword $(MAKEFILE_LIST))))
+
+## AgesweepLayer (every function): the agesweep package less LAYER_EXCLUDE, and the `lambda` extra.
+build-AgesweepLayer:
+	$(call layer_pip,--core lambda)
 	cp -R "$(LAYER_ROOT)agesweep" "$(ARTIFACTS_DIR)/python/agesweep"
+	cd "$(ARTIFACTS_DIR)/python/agesweep" && rm -rf $(LAYER_EXCLUDE)
 	find "$(ARTIFACTS_DIR)/python/agesweep" -name __pycache__ -prune -exec rm -rf {} +
+
+## PlottingLayer (CollateResults only, for report.html's plot): the `plot` extra (matplotlib, numpy, ...),
+## less what the report never loads: numpy's test suites, matplotlib's sample data, and Pillow's optional
+## AVIF codec (PIL/_avif and its libavif, ~8 MB; Pillow then reports AVIF unsupported; the plot is a PNG).
+build-PlottingLayer:
+	$(call layer_pip,plot)
+	find "$(ARTIFACTS_DIR)/python" -type d -name tests -path '*/python/numpy/*' -prune -exec rm -rf {} +
+	cd "$(ARTIFACTS_DIR)/python" && rm -rf matplotlib/tests matplotlib/mpl-data/sample_data PIL/_avif.*.so pillow.libs/libavif-*

@@ -42,10 +42,9 @@ clean:
 ## ARTIFACTS_DIR set). Each one is pip's install of pyproject.toml extras, read by name (below), as
 ## Linux x86_64 / CPython 3.11 wheels on any build host.
 
-# agesweep/ entries that are not Lambda code and stay out of AgesweepLayer: the operator CLI and local
-# mode. Today's modules and the agesweep/cli/ + agesweep/local/ layout after the split; one that does not
-# exist is skipped.
-LAYER_EXCLUDE := cli cli.py commands ops.py console.py local training
+# agesweep/ entries that are not Lambda code and stay out of AgesweepLayer: the operator CLI and its
+# operations, local mode, run tracking (CLI and local mode only) and the docs generator.
+LAYER_EXCLUDE := cli operations local tracking.py contracts_doc.py
 
 # The extras the layers are built from. Lambda unpacks a function's layers over each other into /opt,
 # so a package in two layers (python-dateutil: botocore and matplotlib) must be the same version in

@@ -23,7 +23,7 @@ LAMBDA_LIMIT = 250 * MB  # Lambda: function code and all of its layers together,
 
 # Not Lambda code: the operator CLI and local mode (today's modules, and agesweep/cli/ + agesweep/local/
 # after the split), the trainer; and the packages only they or the plot need.
-NOT_IN_SHARED_LAYER_AGESWEEP = ("cli", "cli.py", "commands", "ops.py", "console.py", "local", "training")
+NOT_IN_SHARED_LAYER_AGESWEEP = ("cli", "operations", "local", "tracking.py", "contracts_doc.py")
 NOT_IN_SHARED_LAYER = ("typer", "rich", "moto", "matplotlib", "numpy", "torch", "training", "PIL", "fontTools")
 
 

@@ -1,14 +1,18 @@
 # Two commands on a fresh machine: `make demo` and `make test` (README.md).
 SHELL := /bin/bash
-PYTHON ?= python3
+# Python 3.11: the Lambda runtime's, and the version torch==2.13.0's CPU wheel on this disk is built for.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+IS_311 := import sys; sys.exit(sys.version_info[:2] != (3, 11))
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: demo test install system-deps check-stack bench clean build-AgesweepLayer build-PlottingLayer
+.PHONY: demo test lint install system-deps check-stack bench clean build-AgesweepLayer build-PlottingLayer
 
 $(STAMP): pyproject.toml
+	@$(PYTHON) -c '$(IS_311)' || { echo "agesweep needs Python 3.11, found $$($(PYTHON) --version 2>&1): run make PYTHON=/path/to/python3.11" >&2; exit 2; }
+	@if [ -x $(BIN)/python ] && ! $(BIN)/python -c '$(IS_311)'; then echo "$(VENV) was made with $$($(BIN)/python --version): making it anew"; rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -e '.[dev]'
 	$(BIN)/pip check
@@ -28,9 +32,14 @@ install: $(STAMP) node_modules/.installed-stamp system-deps
 demo: $(STAMP)
 	$(BIN)/agesweep local events/manifests/demo.yaml
 
-## Every test and check: unit, local end-to-end on moto, stack lint (sam, cfn-lint, checkov, ASL), trainer.
-test: install
+## Every test and check: ruff, mypy (strict), then unit, local end-to-end on moto, stack lint (sam, cfn-lint,
+## checkov, ASL), sam build sizes, trainer.
+test: install lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done

@@ -69,7 +69,7 @@ def main() -> None:
     cases = manifests()
     rows = []
     for name, (source, raw) in cases.items():
-        times, result = timed(lambda: validate_and_plan(raw, source, STACK, RUN_ID).to_state(), args.repeat)
+        times, result = timed(lambda raw=raw, source=source: validate_and_plan(raw, source, STACK, RUN_ID).to_state(), args.repeat)
         rows.append((name, len(raw), times, result))
     source, raw = cases["yaml-list"]
     manifest = parse_manifest(raw, source, STACK)

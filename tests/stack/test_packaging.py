@@ -21,8 +21,8 @@ def names(*extras: str, core: bool = True) -> set[str]:
 
 def test_every_requirement_is_pinned_exactly() -> None:
     project = pyproject()
-    lines = list(project["dependencies"]) + [l for ls in project["optional-dependencies"].values() for l in ls]
-    loose = [l for l in lines if "==" not in l and not l.startswith(f"{project['name']}[")]
+    lines = list(project["dependencies"]) + [req for extra in project["optional-dependencies"].values() for req in extra]
+    loose = [req for req in lines if "==" not in req and not req.startswith(f"{project['name']}[")]
     assert loose == [], f"pin these exactly (name==version): {loose}"
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 import importlib.util
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest

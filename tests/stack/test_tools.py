@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import ASL, ROOT, TEMPLATE, tool, tool_env
+from .conftest import ROOT, TEMPLATE, tool, tool_env
 
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 
@@ -45,7 +45,7 @@ def test_every_checkov_skip_has_a_reason() -> None:
     skips = yaml.safe_load(config_text)["skip-check"]
     assert skips, "no skips: drop this test and the skip-check key together"
     for check_id in skips:
-        line = next(l for l in config_text.splitlines() if re.match(rf"\s*-\s*{check_id}\b", l))
+        line = next(row for row in config_text.splitlines() if re.match(rf"\s*-\s*{check_id}\b", row))
         reason = line.partition("#")[2].strip()
         assert len(reason) > 20, f"{check_id}: give a one-line reason after '#'"
 

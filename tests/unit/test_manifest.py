@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from agesweep.errors import ManifestInvalid
 from agesweep.manifest import (
@@ -121,7 +122,7 @@ def test_load_data_rejects_yaml_that_is_fine_json_wise() -> None:
 
 def test_models_are_strict_and_frozen() -> None:
     m = parse_manifest(MINIMAL, "m.yaml")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         m.max_concurrency = 3  # type: ignore[misc]
     assert isinstance(parse_manifest(b"ages: {from: 40, to: 41}\nslices: {size: 1, total: 2}\n", "r.yaml").ages, AgeRange)
 

@@ -120,7 +120,10 @@ def test_equal_contiguous_slices_become_one_array_job_per_age() -> None:
 
 
 def test_explicit_contiguous_list_is_also_an_array() -> None:
-    text = "ages: [40]\nslices:\n  - {start_index: 0, end_index: 50}\n  - {start_index: 50, end_index: 100}\n  - {start_index: 100, end_index: 120}\n"
+    text = (
+        "ages: [40]\nslices:\n  - {start_index: 0, end_index: 50}\n  - {start_index: 50, end_index: 100}\n"
+        "  - {start_index: 100, end_index: 120}\n"
+    )
     item = _plan(text, "list.yaml")["items"][0]
     assert (item["array_size"], item["slice_size"], item["job_name"]) == (3, 50, "list-0-120-age-40")
 
@@ -199,8 +202,10 @@ def test_image_override_registers_a_derived_job_definition() -> None:
 
 
 def test_offline_image_override_still_gives_a_complete_request() -> None:
-    manifest = parse_manifest(b"ages: [40]\nslices: [{start_index: 0, end_index: 1}]\njob: {image: 'repo/x@sha256:" + b"a" * 64 + b"'}\n", "o.yaml")
-    req = job_definition_request(manifest, "agesweep-job:1", "o", "o-1", "", JobTimeout(AttemptDurationSeconds=60), RetryStrategy(Attempts=1, EvaluateOnExit=[]), None)
+    image = b"repo/x@sha256:" + b"a" * 64
+    manifest = parse_manifest(b"ages: [40]\nslices: [{start_index: 0, end_index: 1}]\njob: {image: '" + image + b"'}\n", "o.yaml")
+    timeout, retry = JobTimeout(AttemptDurationSeconds=60), RetryStrategy(Attempts=1, EvaluateOnExit=[])
+    req = job_definition_request(manifest, "agesweep-job:1", "o", "o-1", "", timeout, retry, None)
     assert {"JobDefinitionName", "Type", "ContainerProperties", "Parameters", "RetryStrategy", "Timeout", "Tags"} <= set(req)
     assert req["ContainerProperties"] == {"Image": "repo/x@sha256:" + "a" * 64}
 

@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 
 from agesweep import ops
 from agesweep.cli import app
-from agesweep.local.runtime import SimulatedFailure
+from agesweep.local.cloud import SimulatedFailure
 from tests.local.conftest import write_manifest
 
 STACK = ["--stack", "agesweep-local"]

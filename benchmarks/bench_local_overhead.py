@@ -25,13 +25,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agesweep.local.runtime import LocalStack  # noqa: E402
+from agesweep.local.cloud import LocalCloud  # noqa: E402
 from agesweep.local.session import run_manifest  # noqa: E402
 
 DEMO = ROOT / "events" / "manifests" / "demo.yaml"
 
 
-def trainer_commands(stack: LocalStack, plan: dict, run_id: str) -> list[list[str]]:
+def trainer_commands(stack: LocalCloud, plan: dict, run_id: str) -> list[list[str]]:
     """The commands local mode runs, rebuilt from the template's job definition (Ref:: filled),
     for another run id (so nothing is skipped as already done); metrics still go to the bucket."""
     container = stack.spec.job_definition.container_properties
@@ -50,7 +50,7 @@ def trainer_commands(stack: LocalStack, plan: dict, run_id: str) -> list[list[st
 
 
 def bench_xargs_vs_local(workers: int, workdir: Path, data_dir: Path) -> dict:
-    with LocalStack(workdir=workdir / "local", data_dir=data_dir, workers=workers) as stack:
+    with LocalCloud(workdir=workdir / "local", data_dir=data_dir, workers=workers) as stack:
         started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF)
         result = run_manifest(stack, DEMO)
         local_wall = time.perf_counter() - started
@@ -84,7 +84,7 @@ def bench_xargs_vs_local(workers: int, workdir: Path, data_dir: Path) -> dict:
 
 
 def bench_array_sweep(workers: int, workdir: Path, data_dir: Path) -> dict:
-    with LocalStack(workdir=workdir / "array", data_dir=data_dir, workers=workers) as stack:
+    with LocalCloud(workdir=workdir / "array", data_dir=data_dir, workers=workers) as stack:
         batch = stack.client("batch")
         batch.register_job_definition(
             jobDefinitionName="trivial", type="container",

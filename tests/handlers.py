@@ -1,4 +1,4 @@
-"""Load a Lambda handler from functions/<step>/app.py the way the runtime does, with its context."""
+"""Load a Lambda handler from functions/<step>/app.py the way local mode does, with its context."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from agesweep.local.runtime import LambdaContext
+from agesweep.local.lambdas import LambdaContext
 
 ROOT = Path(__file__).resolve().parents[1]
 REGION = "us-east-1"

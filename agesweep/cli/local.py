@@ -118,7 +118,7 @@ def local(
     as in AWS. Exit codes: 0 every age succeeded, 1 some failed, 2 the manifest was invalid
     (no job started).
     """
-    from agesweep.local.runtime import LocalStack, SimulatedFailure, SpotInterruption
+    from agesweep.local.cloud import LocalCloud, SimulatedFailure, SpotInterruption
     from agesweep.local.session import RunDidNotStart, run_manifest
 
     console = Console()
@@ -128,7 +128,7 @@ def local(
     data_dir = (data or workdir / "data").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     ensure_input_data(data_dir, console)
-    stack = LocalStack(
+    stack = LocalCloud(
         workdir=workdir.resolve(),
         data_dir=data_dir,
         workers=workers or os.cpu_count() or 1,

@@ -11,7 +11,7 @@ from pathlib import Path
 from agesweep import aws, tracking
 from agesweep.contracts import CollateOutput, Plan
 from agesweep.exit_codes import ExitCode
-from agesweep.local.runtime import LocalStack
+from agesweep.local.cloud import LocalCloud
 from agesweep.runs import run_id_for
 
 _START_TIMEOUT_S = 60.0
@@ -57,15 +57,15 @@ class LocalRunResult:
         return ExitCode.SOME_FAILED
 
 
-def put_manifest(stack: LocalStack, manifest: Path, key: str | None = None) -> tuple[str, str]:
+def put_manifest(cloud: LocalCloud, manifest: Path, key: str | None = None) -> tuple[str, str]:
     """Upload the manifest under manifests/; return (key, run_id) of the version created."""
     key = key or f"manifests/{manifest.name}"
-    version = stack.client("s3").put_object(Bucket=stack.bucket, Key=key, Body=manifest.read_bytes())["VersionId"]
-    return key, run_id_for(stack.bucket, key, version)
+    version = cloud.client("s3").put_object(Bucket=cloud.bucket, Key=key, Body=manifest.read_bytes())["VersionId"]
+    return key, run_id_for(cloud.bucket, key, version)
 
 
-def wait_for_execution(stack: LocalStack, execution_arn: str, timeout_s: float = _START_TIMEOUT_S) -> None:
-    sfn = stack.client("stepfunctions")
+def wait_for_execution(cloud: LocalCloud, execution_arn: str, timeout_s: float = _START_TIMEOUT_S) -> None:
+    sfn = cloud.client("stepfunctions")
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
@@ -75,15 +75,15 @@ def wait_for_execution(stack: LocalStack, execution_arn: str, timeout_s: float =
             time.sleep(0.1)
     raise RunDidNotStart(
         f"no execution {execution_arn.rsplit(':', 1)[1]} started within {timeout_s:.0f} s; "
-        f"see {stack.lambda_log} for the start_run Lambda's log"
+        f"see {cloud.lambda_log} for the start_run Lambda's log"
     )
 
 
 class _Follower:
     """Polls a run cheaply: the plan is read once, job ids are listed until all are known."""
 
-    def __init__(self, stack: LocalStack, run_id: str, execution_arn: str, started: float) -> None:
-        self.sfn, self.batch = stack.client("stepfunctions"), stack.client("batch")
+    def __init__(self, cloud: LocalCloud, run_id: str, execution_arn: str, started: float) -> None:
+        self.sfn, self.batch = cloud.client("stepfunctions"), cloud.client("batch")
         self.run_id, self.execution_arn, self.started = run_id, execution_arn, started
         self.plan: Plan | None = None
         self.job_ids: list[str] = []
@@ -103,22 +103,22 @@ class _Follower:
         return Progress(run_id=self.run_id, status=status, plan=self.plan, rows=rows, started=self.started)
 
 
-def download_run_artifacts(stack: LocalStack, run_id: str, run_dir: Path) -> list[Path]:
+def download_run_artifacts(cloud: LocalCloud, run_id: str, run_dir: Path) -> list[Path]:
     """Copy runs/<run_id>/ from the bucket into the local run folder."""
-    s3 = stack.client("s3")
+    s3 = cloud.client("s3")
     prefix = f"runs/{run_id}/"
     paths: list[Path] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix=prefix):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cloud.bucket, Prefix=prefix):
         for obj in page.get("Contents", []):
             target = run_dir / obj["Key"][len(prefix):]
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(stack.bucket, obj["Key"], str(target))
+            s3.download_file(cloud.bucket, obj["Key"], str(target))
             paths.append(target)
     return paths
 
 
 def run_manifest(
-    stack: LocalStack,
+    cloud: LocalCloud,
     manifest: Path,
     on_progress: Callable[[Progress], None] | None = None,
     poll_s: float = 1.0,
@@ -126,11 +126,11 @@ def run_manifest(
 ) -> LocalRunResult:
     """Put the manifest into the bucket, follow the execution it starts, collect what it wrote."""
     started = time.time()
-    key, run_id = put_manifest(stack, manifest, key)
-    sfn = stack.client("stepfunctions")
-    execution_arn = tracking.execution_arn_for(stack.state_machine_arn, run_id)
-    wait_for_execution(stack, execution_arn)
-    follower = _Follower(stack, run_id, execution_arn, started)
+    key, run_id = put_manifest(cloud, manifest, key)
+    sfn = cloud.client("stepfunctions")
+    execution_arn = tracking.execution_arn_for(cloud.state_machine_arn, run_id)
+    wait_for_execution(cloud, execution_arn)
+    follower = _Follower(cloud, run_id, execution_arn, started)
     while True:
         progress = follower.snapshot()
         if on_progress is not None:
@@ -140,11 +140,11 @@ def run_manifest(
         time.sleep(poll_s)
     description = sfn.describe_execution(executionArn=execution_arn)
     history = tracking.history_events(sfn, execution_arn)
-    stack.wait_idle()  # alert deliveries (execution/job status events) run in the background
-    run_dir = stack.workdir / "runs" / run_id
+    cloud.wait_idle()  # alert deliveries (execution/job status events) run in the background
+    run_dir = cloud.workdir / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = download_run_artifacts(stack, run_id, run_dir)
-    notifications = stack.drain_notifications()
+    artifacts = download_run_artifacts(cloud, run_id, run_dir)
+    notifications = cloud.drain_notifications()
     with (run_dir / "notifications.jsonl").open("a", encoding="utf-8") as out:
         for note in notifications:
             out.write(json.dumps(note) + "\n")

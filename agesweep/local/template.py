@@ -53,6 +53,7 @@ def _construct_tag(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
+        assert isinstance(node, yaml.MappingNode)
         value = loader.construct_mapping(node, deep=True)
     return {name: value}
 
@@ -62,7 +63,8 @@ _CfnLoader.add_multi_constructor("!", _construct_tag)
 
 def load_template(path: Path) -> dict[str, Any]:
     """Parse a SAM/CloudFormation YAML template, short-form tags included."""
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    template: dict[str, Any] = yaml.load(path.read_text(encoding="utf-8"), Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+    return template
 
 
 @dataclass(frozen=True)
@@ -139,43 +141,76 @@ class Resolver:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, value), = node.items()
-            if key == "Ref":
-                resolved = self.ref(value)
-                return _NO_VALUE if resolved is None else resolved
-            if key == "Fn::GetAtt":
-                logical, attr = value if isinstance(value, list) else value.split(".", 1)
-                return self._attribute(logical, attr)
-            if key == "Fn::Sub":
-                text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1])
-                return self._sub(text, variables)
-            if key == "Fn::Join":
-                sep, parts = value
-                return sep.join(str(part) for part in self.resolve(parts))
-            if key == "Fn::If":
-                name, when_true, when_false = value
-                return self.resolve(when_true if self.condition(name) else when_false)
-            if key == "Fn::Equals":
-                left, right = self.resolve(value)
-                return str(left) == str(right)
-            if key == "Fn::Not":
-                return not self.resolve(value[0])
-            if key == "Fn::And":
-                return all(self.resolve(value))
-            if key == "Fn::Or":
-                return any(self.resolve(value))
-            if key == "Condition":
-                return self.condition(value)
-            if key == "Fn::Select":
-                index, items = value
-                return self.resolve(items)[int(self.resolve(index))]
-            if key == "Fn::Split":
-                sep, text = value
-                return str(self.resolve(text)).split(sep)
-            if key == "Fn::GetAZs":
-                return [f"{self.pseudo.region}{suffix}" for suffix in "abc"]
+            ((key, value),) = node.items()
+            intrinsic = self._INTRINSICS.get(key)
+            if intrinsic is not None:
+                return intrinsic(self, value)
         resolved = {key: self.resolve(value) for key, value in node.items()}
         return {key: value for key, value in resolved.items() if value is not _NO_VALUE}
+
+    # ------------------------------------------------------------------ one method per intrinsic
+    def _fn_ref(self, value: str) -> Any:
+        resolved = self.ref(value)
+        return _NO_VALUE if resolved is None else resolved
+
+    def _fn_get_att(self, value: Any) -> str:
+        logical, attr = value if isinstance(value, list) else value.split(".", 1)
+        return self._attribute(logical, attr)
+
+    def _fn_sub(self, value: Any) -> str:
+        text, variables = (value, {}) if isinstance(value, str) else (value[0], value[1])
+        return self._sub(text, variables)
+
+    def _fn_join(self, value: Any) -> str:
+        sep, parts = value
+        return str(sep.join(str(part) for part in self.resolve(parts)))
+
+    def _fn_if(self, value: Any) -> Any:
+        name, when_true, when_false = value
+        return self.resolve(when_true if self.condition(name) else when_false)
+
+    def _fn_equals(self, value: Any) -> bool:
+        left, right = self.resolve(value)
+        return str(left) == str(right)
+
+    def _fn_not(self, value: Any) -> bool:
+        return not self.resolve(value[0])
+
+    def _fn_and(self, value: Any) -> bool:
+        return all(self.resolve(value))
+
+    def _fn_or(self, value: Any) -> bool:
+        return any(self.resolve(value))
+
+    def _fn_condition(self, value: str) -> bool:
+        return self.condition(value)
+
+    def _fn_select(self, value: Any) -> Any:
+        index, items = value
+        return self.resolve(items)[int(self.resolve(index))]
+
+    def _fn_split(self, value: Any) -> list[str]:
+        sep, text = value
+        return str(self.resolve(text)).split(sep)
+
+    def _fn_get_azs(self, value: Any) -> list[str]:
+        return [f"{self.pseudo.region}{suffix}" for suffix in "abc"]
+
+    _INTRINSICS: Mapping[str, Callable[[Resolver, Any], Any]] = {
+        "Ref": _fn_ref,
+        "Fn::GetAtt": _fn_get_att,
+        "Fn::Sub": _fn_sub,
+        "Fn::Join": _fn_join,
+        "Fn::If": _fn_if,
+        "Fn::Equals": _fn_equals,
+        "Fn::Not": _fn_not,
+        "Fn::And": _fn_and,
+        "Fn::Or": _fn_or,
+        "Condition": _fn_condition,
+        "Fn::Select": _fn_select,
+        "Fn::Split": _fn_split,
+        "Fn::GetAZs": _fn_get_azs,
+    }
 
 
 class _NoValue:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from agesweep.local.runtime import LocalStack
+from agesweep.local.cloud import LocalCloud
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ["POWERTOOLS_TRACE_DISABLED"] = "1"
@@ -29,11 +29,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def make_stack(tmp_path: Path, data_dir: Path) -> Iterator:
-    """Start a LocalStack (one at a time per process); stopped at the end of the test."""
-    stacks: list[LocalStack] = []
+    """Start a LocalCloud (one at a time per process); stopped at the end of the test."""
+    stacks: list[LocalCloud] = []
 
-    def start(**options: object) -> LocalStack:
-        stack = LocalStack(workdir=tmp_path / "work", data_dir=data_dir, workers=2, **options)  # type: ignore[arg-type]
+    def start(**options: object) -> LocalCloud:
+        stack = LocalCloud(workdir=tmp_path / "work", data_dir=data_dir, workers=2, **options)  # type: ignore[arg-type]
         stack.start()
         stacks.append(stack)
         return stack

@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from agesweep import tracking
-from agesweep.local.runtime import SimulatedFailure, SpotInterruption
 from agesweep.exit_codes import ExitCode
+from agesweep.local.cloud import SimulatedFailure, SpotInterruption
 from agesweep.local.session import run_manifest
 from tests.local.conftest import write_manifest
 

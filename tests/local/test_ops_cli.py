@@ -15,7 +15,7 @@ from pathlib import Path
 from typer.testing import CliRunner, Result
 
 from agesweep.cli import app
-from agesweep.local.runtime import SimulatedFailure
+from agesweep.local.cloud import SimulatedFailure
 from agesweep.operations.deployment import discover_stack
 from agesweep.operations.executions import describe_run
 from agesweep.operations.status import RunStatus, run_status

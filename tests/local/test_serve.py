@@ -19,7 +19,9 @@ AWS = shutil.which("aws", path=str(Path(sys.executable).parent)) or "aws"
 def _aws(endpoint: str, *args: str) -> dict:
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
     env.pop("AWS_ENDPOINT_URL", None)
-    out = subprocess.run([AWS, "--endpoint-url", endpoint, "--output", "json", *args], env=env, check=True, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [AWS, "--endpoint-url", endpoint, "--output", "json", *args], env=env, check=True, capture_output=True, text=True, timeout=60
+    )
     return json.loads(out.stdout) if out.stdout.strip() else {}
 
 

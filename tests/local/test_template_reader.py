@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from agesweep.aws import camel_case
 from agesweep.local.template import Pseudo, Resolver, load_template, read_stack
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,3 +55,22 @@ def test_intrinsics_resolve_like_cloudformation() -> None:
     assert resolver.resolve({"K": {"Fn::If": ["IsProd", "a", {"Ref": "AWS::NoValue"}]}}) == {}
     assert resolver.resolve({"Fn::Join": ["-", [{"Ref": "Queue"}, "x"]]}) == "id-Queue-x"
     assert load_template(ROOT / "template.yaml")["Resources"]
+
+
+def test_job_definition_is_recased_for_the_batch_api_with_user_map_keys_kept() -> None:
+    """Local mode registers the template's job definition through the Batch API (camelCase);
+    user maps (awslogs Options, Parameters, Tags) keep their keys, as CloudFormation does."""
+    spec = _spec()
+    container = camel_case(spec.job_definition.container_properties)
+    assert container["command"] == spec.job_definition.container_properties["Command"]
+    assert container["mountPoints"][0]["containerPath"] == "/data"
+    assert {key for item in container["environment"] for key in item} == {"name", "value"}
+    assert set(container["logConfiguration"]["options"]) == {"awslogs-group", "awslogs-region", "awslogs-stream-prefix"}
+    assert "transitEncryption" in container["volumes"][0]["efsVolumeConfiguration"]
+    assert camel_case(spec.job_definition.retry_strategy) == {
+        "attempts": 3,
+        "evaluateOnExit": [{"onStatusReason": "Host EC2*", "action": "RETRY"}, {"onReason": "*", "action": "EXIT"}],
+    }
+    assert camel_case({"Parameters": {"Age": "1"}, "Tags": {"Team": "x"}, "Options": {"Key": "v"}}) == {
+        "parameters": {"Age": "1"}, "tags": {"Team": "x"}, "options": {"Key": "v"},
+    }

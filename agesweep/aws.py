@@ -50,10 +50,14 @@ def client(service: str) -> Any:
     """
     key = (service, os.environ.get("AWS_ENDPOINT_URL"), os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     if key not in _clients:
-        # boto3 types client() per service name (Literal overloads); a service chosen at run time is a str
-        make: Callable[..., Any] = boto3.session.Session().client
-        _clients[key] = make(service, config=RETRY_CONFIG)
+        _clients[key] = new_client(service, config=RETRY_CONFIG)
     return _clients[key]
+
+
+def new_client(service: str, session: boto3.session.Session | None = None, **options: Any) -> Any:
+    """A new client of a service named at run time (boto3 types ``client()`` per literal name)."""
+    make: Callable[..., Any] = (session or boto3.session.Session()).client
+    return make(service, **options)
 
 
 def error_code(exc: ClientError) -> str:

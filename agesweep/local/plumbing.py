@@ -12,8 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import boto3
 from botocore.config import Config
+
+from agesweep import aws
 
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
@@ -40,8 +41,8 @@ class Plumbing:
         """A boto3 client of the local endpoint (cached: clients are thread-safe and slow to build)."""
         with self._clients_lock:
             if service not in self._clients:
-                self._clients[service] = boto3.client(
-                    service,  # type: ignore[call-overload]  # a service chosen at run time; stubs type each literal
+                self._clients[service] = aws.new_client(
+                    service,
                     endpoint_url=self.endpoint,
                     region_name=self.region,
                     aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],

@@ -1,6 +1,6 @@
 """The operator CLI against the real stack on local mode's moto server (found by `--stack agesweep-local`).
 
-Each test starts one LocalStack and drives it only through `agesweep submit/status/watch/runs/
+Each test starts one LocalCloud and drives it only through `agesweep submit/status/watch/runs/
 retry/cancel/logs`, the way an operator would drive a deployed stack.
 """
 

@@ -8,16 +8,12 @@ Stack-dependent limits (allowed ages, allowed buckets) come from the validation 
 
 from __future__ import annotations
 
-import difflib
-import json
 import math
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -32,14 +28,14 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_core import PydanticCustomError
 
 from agesweep.errors import ManifestInvalid
+from agesweep.manifest_errors import FieldTree, format_errors
+from agesweep.manifest_loading import MAX_MANIFEST_BYTES, load_data
 from agesweep.settings import Settings
 
 SCHEMA_VERSION = 1
-MAX_MANIFEST_BYTES = 1024 * 1024  # a 10,000-slice explicit list is ~0.5 MiB of YAML
-MAX_YAML_DEPTH = 20
 MAX_ARRAY_SIZE = 10_000  # AWS Batch array job limit
 MIN_ARRAY_SIZE = 2
 MAX_TAGS = 50  # AWS Batch tags per resource
@@ -61,33 +57,7 @@ _IMAGE_RE = re.compile(
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._/=+@-]*$")
 _TAG_CHARS_RE = re.compile(r"^[\w\s.:/=+@-]*$")
-_SLICE_TAGS = {"age_range": "AgeRange", "age_list": None, "slice_list": "Slice", "slice_grid": "SliceGrid"}
 
-# Field names people reach for that are spelled differently here (used for "did you mean").
-SYNONYMS = {
-    "retries": "attempts",
-    "retry": "attempts",
-    "retry_attempts": "attempts",
-    "memory": "memory_mib",
-    "mem": "memory_mib",
-    "vcpu": "vcpus",
-    "cpus": "vcpus",
-    "cpu": "vcpus",
-    "gpu": "gpus",
-    "timeout": "timeout_minutes",
-    "job_definition": "definition",
-    "job_queue": "queue",
-    "queue": "queue",
-    "lr": "learning_rate",
-    "name": "run_name",
-    "concurrency": "max_concurrency",
-    "parameters": "training",
-    "params": "training",
-    "start": "start_index",
-    "end": "end_index",
-    "min": "from",
-    "max": "to",
-}
 
 
 def _problem(text: str) -> PydanticCustomError:
@@ -446,127 +416,23 @@ def manifest_json_schema() -> dict[str, Any]:
     return schema
 
 
-# ---------------------------------------------------------------- loading
-
-
-class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  # type: ignore[misc]
-    """Safe loader that also rejects duplicate keys (PyYAML silently keeps the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[tuple[str, str]] = set()
-        for key_node, _ in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise yaml.constructor.ConstructorError(None, None, "a key is a list or mapping", key_node.start_mark)
-            ident = (key_node.tag, key_node.value)  # compared as written: cheaper than constructing keys
-            if ident in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key_node.value!r}", key_node.start_mark
-                )
-            seen.add(ident)
-        mapping: dict[Any, Any] = super().construct_mapping(node, deep=deep)
-        return mapping
-
-
-def _check_node_tree(root: yaml.Node) -> None:
-    """Reject aliases (the billion-laughs vector; a manifest never needs them) and deep nesting."""
-    seen: set[int] = set()
-    level: list[yaml.Node] = [root]
-    depth = 1
-    while level:
-        if depth > MAX_YAML_DEPTH:
-            line = level[0].start_mark.line + 1
-            raise ManifestInvalid([f"manifest: nested deeper than {MAX_YAML_DEPTH} levels at line {line} (a flat manifest)"])
-        below: list[yaml.Node] = []
-        for node in level:
-            if id(node) in seen:
-                line = node.start_mark.line + 1
-                raise ManifestInvalid(
-                    [f"manifest: YAML alias of the anchor at line {line} (no anchors/aliases; write values out)"]
-                )
-            seen.add(id(node))
-            if isinstance(node, yaml.SequenceNode):
-                below.extend(node.value)
-            elif isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    below.append(key)
-                    below.append(value)
-        level = below
-        depth += 1
-
-
-def _yaml_error(exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
-    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if "could not determine a constructor" in str(exc):
-        tag = re.search(r"'([^']+)'", problem)
-        return f"manifest: unsupported YAML tag {tag.group(1) if tag else ''}{where} (plain YAML: no !tags)"
-    return f"manifest: not valid YAML{where}: {problem} (YAML or JSON)"
-
-
-def _top_level_kind(data: Any) -> str:
-    if data is None:
-        return "the file is empty (or only null)"
-    kinds = {list: "a list", str: "text", bool: "true/false", int: "a number", float: "a number"}
-    return f"top level is {kinds.get(type(data), type(data).__name__)}"
-
-
-def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise ManifestInvalid([f"manifest: duplicate key {k!r} (each key once)"])
-        out[k] = v
-    return out
-
-
-def load_data(raw: bytes, source_name: str = "manifest.yaml") -> dict[str, Any]:
-    """Bytes → a plain mapping. Any unreadable input becomes a one-line ManifestInvalid."""
-    if len(raw) > MAX_MANIFEST_BYTES:
-        raise ManifestInvalid([f"manifest: {len(raw):,} bytes is too large (at most {MAX_MANIFEST_BYTES:,} bytes)"])
-    if not raw.strip():
-        raise ManifestInvalid(["manifest: file is empty (a YAML or JSON mapping of manifest fields)"])
-    if b"\x00" in raw:
-        raise ManifestInvalid(["manifest: binary file, contains NUL bytes (a UTF-8 YAML or JSON text file)"])
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ManifestInvalid([f"manifest: not UTF-8 text, bad byte at offset {exc.start} (a UTF-8 YAML or JSON text file)"]) from None
-    try:
-        if source_name.lower().endswith(".json"):
-            data = json.loads(text, object_pairs_hook=_json_pairs)
-        else:
-            loader = _Loader(text)
-            try:
-                node = loader.get_single_node()
-                if node is None:
-                    raise ManifestInvalid(["manifest: file is empty (a YAML or JSON mapping of manifest fields)"])
-                _check_node_tree(node)
-                data = loader.construct_document(node)
-            finally:
-                loader.dispose()
-    except json.JSONDecodeError as exc:
-        raise ManifestInvalid([f"manifest: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg} (JSON or YAML)"]) from None
-    except yaml.YAMLError as exc:
-        raise ManifestInvalid([_yaml_error(exc)]) from None
-    except RecursionError:
-        raise ManifestInvalid([f"manifest: nested too deeply (a flat manifest, at most {MAX_YAML_DEPTH} levels)"]) from None
-    if not isinstance(data, dict):
-        raise ManifestInvalid([f"manifest: {_top_level_kind(data)} (a mapping of manifest fields, e.g. ages: ...)"])
-    return data
-
-
 def parse_manifest(raw: bytes, source_name: str = "manifest.yaml", stack: Settings | None = None) -> Manifest:
     """Bytes → Manifest, or ManifestInvalid carrying every problem found."""
     data = load_data(raw, source_name)
     return validate_data(data, stack)
 
 
+# The discriminator tags of ages/slices (they appear in error locations) and the model of each.
+SLICE_MODELS: dict[str, type[BaseModel] | None] = {
+    "age_range": AgeRange, "age_list": None, "slice_list": Slice, "slice_grid": SliceGrid,
+}
+
+
 def validate_data(data: dict[str, Any], stack: Settings | None = None) -> Manifest:
     try:
         return Manifest.model_validate(data, context={"stack": stack or Settings()})
     except ValidationError as exc:
-        problems = format_errors(exc)
+        problems = format_errors(exc, FieldTree(Manifest, SLICE_MODELS))
         hidden = _hidden_slice_order(data.get("slices"), problems)
         raise ManifestInvalid(problems + ([f"slices: {hidden}"] if hidden else [])) from None
 
@@ -589,137 +455,3 @@ def load_manifest(path: str, stack: Settings | None = None) -> Manifest:
     with open(path, "rb") as fh:
         raw = fh.read(MAX_MANIFEST_BYTES + 1)
     return parse_manifest(raw, path, stack)
-
-
-# ---------------------------------------------------------------- error formatting
-
-def _model_for_tag(tag: str) -> type[BaseModel] | None:
-    return {"age_range": AgeRange, "age_list": None, "slice_list": Slice, "slice_grid": SliceGrid}.get(tag)
-
-
-def _models_in(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in get_args(annotation):
-        found = _models_in(arg)
-        if found is not None:
-            return found
-    return None
-
-
-def _model_at(loc: Iterable[Any]) -> type[BaseModel] | None:
-    """The model class that owns the fields at `loc` (for listing allowed names)."""
-    current: type[BaseModel] | None = Manifest
-    for part in loc:
-        if isinstance(part, str) and part in _SLICE_TAGS:
-            current = _model_for_tag(part)
-        elif isinstance(part, int):
-            continue
-        elif current is not None:
-            field = next((f for n, f in current.model_fields.items() if (f.alias or n) == part), None)
-            current = _models_in(field.annotation) if field is not None else None
-    return current
-
-
-def _field_names(model: type[BaseModel]) -> list[str]:
-    return [f.alias or n for n, f in model.model_fields.items()]
-
-
-def did_you_mean(name: str, allowed: list[str]) -> str | None:
-    lowered = name.lower().replace("-", "_")
-    if lowered in allowed and lowered != name:
-        return lowered
-    if SYNONYMS.get(lowered) in allowed:
-        return SYNONYMS[lowered]
-    transposed = [a for a in allowed if len(a) == len(lowered) and sorted(a) == sorted(lowered)]
-    if transposed:  # "agse" is "ages" with two letters swapped, though difflib ranks "tags" closer
-        return transposed[0]
-    close = difflib.get_close_matches(lowered, allowed, n=1, cutoff=0.6)
-    return close[0] if close else None
-
-
-def _path(loc: Iterable[Any]) -> str:
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif part in _SLICE_TAGS or part == "[key]":
-            continue
-        else:
-            out += ("." if out else "") + str(part)
-    return out or "manifest"
-
-
-def _show(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _num(limit: Any) -> str:
-    return f"{limit:g}" if isinstance(limit, float) else f"{limit:,}" if isinstance(limit, int) else str(limit)
-
-
-_PLAIN_KINDS = frozenset({"agesweep", "ages_shape", "slices_shape"})
-_WRONG_TYPE = {  # pydantic error type → what the value is not (what is allowed)
-    "int_type": "a whole number (an integer)", "int_parsing": "a whole number (an integer)",
-    "int_from_float": "a whole number (an integer)",
-    "float_type": "a number (a number)", "float_parsing": "a number (a number)",
-    "string_type": "text (a string)",
-    "bool_type": "true/false (a boolean)",
-    "dict_type": "a mapping (a mapping of fields)", "model_type": "a mapping (a mapping of fields)",
-    "model_attributes_type": "a mapping (a mapping of fields)",
-    "list_type": "a list (a list)",
-}
-# pydantic error type → what is wrong (what is allowed), from the offending value and the error's ctx
-_DESCRIBE: dict[str, Callable[[Any, dict[str, Any]], str]] = {
-    "missing": lambda value, ctx: "missing (required)",
-    "greater_than_equal": lambda value, ctx: f"{_show(value)} is too small (≥ {_num(ctx['ge'])})",
-    "greater_than": lambda value, ctx: f"{_show(value)} is too small (> {_num(ctx['gt'])})",
-    "less_than_equal": lambda value, ctx: f"{_show(value)} is too large (≤ {_num(ctx['le'])})",
-    "less_than": lambda value, ctx: f"{_show(value)} is too large (< {_num(ctx['lt'])})",
-    "string_too_long": lambda value, ctx: f"{len(value)} characters is too long (at most {ctx['max_length']})",
-    "string_too_short": lambda value, ctx: f"empty (at least {ctx['min_length']} character)",
-    "too_short": lambda value, ctx: f"has {ctx.get('actual_length', 0)} items (at least {ctx['min_length']})",
-    "too_long": lambda value, ctx: (
-        f"{len(value)} characters is too long (at most {ctx['max_length']})" if isinstance(value, str)
-        else f"has {ctx.get('actual_length', '?')} items (at most {ctx['max_length']})"
-    ),
-    "literal_error": lambda value, ctx: f"{_show(value)} is not allowed (allowed: {ctx.get('expected')})",
-}
-
-
-def _unknown_field(loc: tuple[int | str, ...]) -> str:
-    name = str(loc[-1])
-    parent = _model_at(loc[:-1])
-    allowed = _field_names(parent) if parent else []
-    hint = did_you_mean(name, allowed) if allowed else None
-    choices = f"allowed: {', '.join(allowed)}" if allowed else "not a known field"
-    return f"unknown field {name!r} (" + (f"did you mean {hint!r}? " if hint else "") + choices + ")"
-
-
-def _describe(err: ErrorDetails) -> str:
-    kind, value = err["type"], err.get("input")
-    if kind in _PLAIN_KINDS:
-        return err["msg"]
-    if kind == "extra_forbidden":
-        return _unknown_field(err["loc"])
-    if isinstance(value, bool) and kind in _WRONG_TYPE:
-        return f"{str(value).lower()} is not {_WRONG_TYPE[kind][:-1]}; YAML reads yes/no/on/off as true/false)"
-    if kind in _WRONG_TYPE:
-        return f"{_show(value)} is not {_WRONG_TYPE[kind]}"
-    describe = _DESCRIBE.get(kind)
-    if describe is not None:
-        return describe(value, dict(err.get("ctx") or {}))
-    return f"{err['msg']} (got {_show(value)})"
-
-
-def format_errors(exc: ValidationError) -> list[str]:
-    """Pydantic errors → `field.path: what is wrong (what is allowed)`, one line each, no duplicates."""
-    lines: list[str] = []
-    for err in exc.errors(include_url=False):
-        loc = err["loc"]
-        path = _path(loc)
-        line = f"{path}: {_describe(err)}"
-        if line not in lines:
-            lines.append(line)
-    return lines

@@ -14,7 +14,7 @@ from botocore.exceptions import ClientError
 
 from agesweep import aws
 from agesweep.errors import InputMissing, ManifestInvalid
-from agesweep.manifest import MAX_MANIFEST_BYTES
+from agesweep.manifest_loading import MAX_MANIFEST_BYTES
 
 
 def read_manifest_version(s3: Any, bucket: str, key: str, version_id: str | None) -> bytes:

@@ -14,8 +14,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_moto_is_the_pinned_version() -> None:
-    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    pins = [re.search(r"==([\w.]+)", dep).group(1) for dep in dependencies if dep.startswith("moto[")]
+    local_mode = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["local"]
+    pins = [re.search(r"==([\w.]+)", dep).group(1) for dep in local_mode if dep.startswith("moto[")]
     assert pins == [moto.__version__]
 
 

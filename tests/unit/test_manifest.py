@@ -13,13 +13,13 @@ from agesweep.manifest import (
     AgeRange,
     Manifest,
     SliceGrid,
-    did_you_mean,
-    load_data,
     load_manifest,
     manifest_json_schema,
     parse_manifest,
     run_name_from_source,
 )
+from agesweep.manifest_errors import did_you_mean
+from agesweep.manifest_loading import load_data
 from agesweep.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

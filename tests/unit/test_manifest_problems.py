@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from agesweep.errors import ManifestInvalid, SettingsInvalid
-from agesweep.manifest import MAX_MANIFEST_BYTES, parse_manifest
+from agesweep.manifest import parse_manifest
+from agesweep.manifest_loading import MAX_MANIFEST_BYTES
 from agesweep.manifest_source import read_manifest_file
 from agesweep.settings import Settings
 

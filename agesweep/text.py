@@ -32,7 +32,7 @@ def format_cost(cost: BaseModel | Mapping[str, Any] | float | None) -> str:
     if isinstance(cost, (int, float)):
         return f"${cost:,.2f}"
     if "compute_spot_at_timeout" in cost:
-        text = f"up to ${cost['compute_spot_at_timeout']:,.2f} on spot"
+        text = _expected_text(cost) + f"up to ${cost['compute_spot_at_timeout']:,.2f} on spot"
         if isinstance(cost.get("compute_on_demand_at_timeout"), (int, float)):
             text += f" (${cost['compute_on_demand_at_timeout']:,.2f} on-demand)"
         if isinstance(cost.get("step_functions"), (int, float)):
@@ -49,6 +49,34 @@ def format_cost(cost: BaseModel | Mapping[str, Any] | float | None) -> str:
             continue
         parts.append(f"{label} {value:g}" if "hours" in label else f"{label} ${value:,.2f}")
     return ", ".join(parts) if parts else "not estimated"
+
+
+def usd(value: float) -> str:
+    """Cents, except below a cent (two significant digits), so a $0.0042 run is not '$0.00'."""
+    return f"${value:.2g}" if 0 < abs(value) < 0.01 else f"${value:,.2f}"
+
+
+def _expected_text(cost: Mapping[str, Any]) -> str:
+    """'expected ~$0.10 on spot ($0.29 on-demand), 6.1 vCPU-hours; ' when the plan has expected figures."""
+    spot = cost.get("compute_spot_expected")
+    if not isinstance(spot, (int, float)):
+        return ""
+    text = f"expected ~{usd(spot)} on spot"
+    if isinstance(cost.get("compute_on_demand_expected"), (int, float)):
+        text += f" ({usd(cost['compute_on_demand_expected'])} on-demand)"
+    if cost.get("vcpu_hours_expected"):
+        text += f", {cost['vcpu_hours_expected']:.3g} vCPU-hours"
+    return text + "; "
+
+
+def format_memory(mib: float | None) -> str:
+    """MiB as people read it: 128 GiB, 3.8 GiB, 900 MiB."""
+    if mib is None:
+        return "unknown"
+    if mib < 1000:
+        return f"{mib:.0f} MiB"
+    gib = mib / 1024
+    return f"{gib:.1f} GiB" if gib < 10 else f"{gib:,.0f} GiB"
 
 
 def format_ages(ages: Iterable[int]) -> str:

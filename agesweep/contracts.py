@@ -351,7 +351,7 @@ class JobMetrics(BaseModel):
     n_patients: int | None = None
     epochs: int | None = None
     final_loss: float | None = None
-    loss_history: list[tuple[int, float]] | None = None
+    loss_history: list[tuple[int, float | None]] | None = Field(None, description="[[epoch, loss], ...]; null: not finite.")
     heldout_c_index: float | None = None
     wall_time_s: float | None = None
     peak_rss_mb: int | float | None = None  # int as the trainer writes it, so summary.json keeps 900, not 900.0

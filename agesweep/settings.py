@@ -114,11 +114,17 @@ class Settings(BaseModel):
             )
         if get("PRICES_JSON"):
             values["prices"] = _prices_from_json(get("PRICES_JSON") or "")
-        values["local"] = (get("AGESWEEP_LOCAL") or "").lower() in _TRUE
+        values["local"] = local_mode(env)
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             raise SettingsInvalid([_env_problem(error) for error in exc.errors(include_url=False)]) from None
+
+
+def local_mode(environ: Mapping[str, str] | None = None) -> bool:
+    """AGESWEEP_LOCAL=1: local mode runs this process's Lambdas (costs are 'if run on AWS')."""
+    env = os.environ if environ is None else environ
+    return env.get("AGESWEEP_LOCAL", "").strip().lower() in _TRUE
 
 
 def _prices_from_json(text: str) -> object:

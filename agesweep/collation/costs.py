@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from agesweep.collation.resources import SliceJob, asked
 from agesweep.contracts import IncurredCost, Plan
 from agesweep.pricing import extra_memory_gib, hourly_rate, money, step_functions_cost
-from agesweep.text import usd
 
 
 def incurred_cost(plan: Plan, jobs: Sequence[SliceJob]) -> IncurredCost:
@@ -46,7 +45,7 @@ def incurred_cost(plan: Plan, jobs: Sequence[SliceJob]) -> IncurredCost:
     machine = step_functions_cost(transitions, prices)
     note = (
         f"Batch attempt seconds x requested resources at {prices.region} list prices as of {prices.as_of} "
-        f"({usd(prices.vcpu_hour_spot)}/vCPU-hour spot, {usd(prices.vcpu_hour_on_demand)} on-demand); "
+        f"(${prices.vcpu_hour_spot:.4g}/vCPU-hour spot, ${prices.vcpu_hour_on_demand:.4g} on-demand); "
         f"spot unless the job ran on an on-demand environment; {transitions} state transitions, no retries counted"
     )
     return IncurredCost(
@@ -63,18 +62,3 @@ def incurred_cost(plan: Plan, jobs: Sequence[SliceJob]) -> IncurredCost:
         prices=prices,
         note=note,
     )
-
-
-def incurred_text(cost: IncurredCost) -> str:
-    """'$0.12 ($0.11 compute on 40 spot jobs, 6.4 vCPU-hours + $0.0032 Step Functions)'."""
-    jobs = ", ".join(f"{n} {capacity}" for capacity, n in cost.jobs_by_capacity.items()) or "no"
-    text = (
-        f"{usd(cost.total)} ({usd(cost.compute)} compute: {jobs} job{'s' if sum(cost.jobs_by_capacity.values()) != 1 else ''}, "
-        f"{cost.vcpu_hours:.3g} vCPU-hours"
-    )
-    if cost.gpu_hours:
-        text += f", {cost.gpu_hours:.3g} GPU-hours"
-    text += f"; {usd(cost.step_functions)} Step Functions)"
-    if cost.unmeasured_jobs:
-        text += f"; {cost.unmeasured_jobs} job(s) without start/stop times not counted"
-    return text

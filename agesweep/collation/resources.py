@@ -163,15 +163,3 @@ def run_resources(plan: Plan, jobs: Sequence[SliceJob]) -> RunResources:
         ages=[use_of(group, plan, age) for age, group in sorted(by_age.items())],
         recommendation=recommendation,
     )
-
-
-def asked_used_text(use: ResourceUse) -> str:
-    """'asked 32 vCPU / 128 GiB per job, used at most 2.0 GiB and 1.9 vCPUs busy' (what is known)."""
-    asked_text = f"{use.vcpus_requested:g} vCPU" if use.vcpus_requested is not None else "unknown vCPU"
-    asked_text += f" / {format_memory(use.memory_mib_requested)}" if use.memory_mib_requested is not None else ""
-    used = []
-    if use.peak_memory_mib is not None:
-        used.append(f"at most {format_memory(use.peak_memory_mib)}")
-    if use.busy_vcpus is not None:
-        used.append(f"{use.busy_vcpus:.2g} vCPUs busy")
-    return f"asked {asked_text} per job, used " + (" and ".join(used) if used else "unknown (no metrics)")

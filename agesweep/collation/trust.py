@@ -19,7 +19,7 @@ def _finite(value: float | None) -> bool:
 
 
 def _curve_reasons(metrics: JobMetrics) -> list[str]:
-    history = list(metrics.loss_history or [])
+    history = [(epoch, math.nan if loss is None else loss) for epoch, loss in metrics.loss_history or []]
     reasons = []
     broken = [epoch for epoch, loss in history if not math.isfinite(loss)]
     if broken:

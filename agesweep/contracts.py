@@ -142,7 +142,7 @@ class JobDefinitionRef(Contract):
 
 
 class Prices(Contract):
-    """The dated public list prices an estimate was made with."""
+    """The dated public list prices an estimate was made with (agesweep.pricing; PRICES_JSON overrides)."""
 
     as_of: str
     region: str
@@ -151,10 +151,14 @@ class Prices(Contract):
     vcpu_hour_spot: float
     gpu_hour_on_demand: float
     gpu_hour_spot: float
+    gib_per_vcpu_included: float = Field(4.0, description="Memory per vCPU the vCPU-hour price includes (m6i: 4 GiB).")
+    extra_gib_hour_on_demand: float = Field(0.00375, description="Memory beyond the included GiB per vCPU, per GiB-hour.")
+    extra_gib_hour_spot: float = 0.0013
 
 
 class CostEstimate(Contract):
-    """The planner's bound on a run's cost, in USD: every child job running to its timeout."""
+    """The planner's figures, in USD: the bound (every child job running to its timeout) and the
+    expected cost (each job running its expected time, agesweep.pricing.expected_job_seconds)."""
 
     step_functions: float
     compute_spot_at_timeout: float
@@ -162,6 +166,19 @@ class CostEstimate(Contract):
     vcpu_hours_at_timeout: float
     gpu_hours_at_timeout: float
     prices: Prices
+    compute_spot_expected: float | None = None
+    compute_on_demand_expected: float | None = None
+    vcpu_hours_expected: float | None = None
+    gpu_hours_expected: float | None = None
+    job_hours_expected: float | None = Field(None, description="Sum over child jobs of the expected run time, in hours.")
+
+
+class StackResources(Contract):
+    """The stack job definition's resources as the planner knew them (Settings), for jobs without overrides."""
+
+    vcpus: float
+    memory_mib: int
+    gpus: int = 0
 
 
 class PlanTotals(Contract):
@@ -200,6 +217,9 @@ class Plan(Contract):
     items: list[PlanItem]
     totals: PlanTotals
     warnings: list[str] = Field(default_factory=list)
+    stack_resources: StackResources | None = Field(
+        None, description="The job definition's resources (the stack defaults) for items without overrides."
+    )
 
     def to_state(self) -> dict[str, Any]:
         """The plan as the state machine carries it (JSON types, Batch members without nulls)."""
@@ -302,6 +322,23 @@ class Lineage(BaseModel):
     git_revision: str | None = None
 
 
+class Divergence(BaseModel):
+    """The trainer's own verdict on its loss curve."""
+
+    model_config = ConfigDict(extra="allow")
+
+    suspect: bool = False
+    reasons: list[str] = Field(default_factory=list)
+
+
+class Recovery(BaseModel):
+    """How well a synthetic run recovered its generating parameters (only where they are known)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    theta_correlation: float | None = None
+
+
 class JobMetrics(BaseModel):
     """The metrics JSON a job wrote (the trainer's fields; a job may write more, kept as they are)."""
 
@@ -314,12 +351,17 @@ class JobMetrics(BaseModel):
     n_patients: int | None = None
     epochs: int | None = None
     final_loss: float | None = None
-    loss_history: list[tuple[int, float]] | None = None
+    loss_history: list[tuple[int, float | None]] | None = Field(None, description="[[epoch, loss], ...]; null: not finite.")
     heldout_c_index: float | None = None
     wall_time_s: float | None = None
     peak_rss_mb: int | float | None = None  # int as the trainer writes it, so summary.json keeps 900, not 900.0
     device: str | None = None
     resumed_from_epoch: int | None = None
+    cpu_seconds: float | None = Field(None, description="User + system CPU seconds of the trainer process.")
+    heldout_c_index_initial: float | None = Field(None, description="Held-out c-index of the untrained model.")
+    loss_per_cell: float | None = None
+    divergence: Divergence | None = None
+    recovery: Recovery | None = None
     lineage: Lineage | None = None
 
 
@@ -342,6 +384,9 @@ class SliceOutcome(BaseModel):
     log_url: str | None = None
     metrics: JobMetrics | None = Field(None, description="The job's metrics JSON, without its lineage.")
     metrics_lineage: Lineage | None = None
+    suspect: bool = Field(False, description="The training looks wrong (trainer's divergence verdict or collation's checks).")
+    suspect_reasons: list[str] = Field(default_factory=list)
+    capacity: str | None = Field(None, description="spot / on-demand: what the job ran on (or is assumed to have).")
 
     @property
     def succeeded(self) -> bool:
@@ -392,9 +437,58 @@ class RunLineage(BaseModel):
     git_revision: str | list[str] | None = None
 
 
+class IncurredCost(BaseModel):
+    """What the run cost (USD): Batch job seconds x the capacity each ran on, plus state transitions."""
+
+    total: float
+    compute: float
+    step_functions: float
+    job_hours: float
+    vcpu_hours: float
+    gpu_hours: float
+    extra_memory_gib_hours: float = 0.0
+    jobs_by_capacity: dict[str, int] = Field(default_factory=dict, description="spot / on-demand -> jobs.")
+    unmeasured_jobs: int = Field(0, description="Jobs Batch gave no start/stop times for (not counted).")
+    state_transitions: int
+    prices: Prices
+    note: str
+
+
 class SummaryCost(BaseModel):
     cost_estimate_usd: CostEstimate | None = None
     estimate_note: str | None = None
+    incurred: IncurredCost | None = None
+    if_run_on_aws: bool = Field(False, description="Local mode: every figure is what the run would cost on AWS.")
+
+
+class ResourceUse(BaseModel):
+    """Requested against used, for one age (``age`` set) or the whole run."""
+
+    age: int | None = None
+    jobs: int
+    measured_jobs: int = Field(description="Jobs with a metrics JSON (peak memory, CPU seconds).")
+    vcpus_requested: float | None = None
+    memory_mib_requested: int | None = None
+    gpus_requested: int = 0
+    peak_memory_mib: float | None = Field(None, description="Largest peak RSS of any job.")
+    cpu_seconds: float | None = Field(None, description="Summed; measured where the trainer wrote cpu_seconds.")
+    cpu_seconds_measured: bool = Field(False, description="False: requested vCPUs x wall time (an upper bound).")
+    wall_s: float | None = Field(None, description="Summed job wall time (trainer's, else Batch started..stopped).")
+    busy_vcpus: float | None = Field(None, description="CPU seconds / wall seconds: vCPUs kept busy on average.")
+
+
+class ResourceRecommendation(BaseModel):
+    """The next run's per-job resources (agesweep.collation.resources.recommend explains the rule)."""
+
+    vcpus: int
+    memory_mib: int
+    reason: str
+
+
+class RunResources(BaseModel):
+    overall: ResourceUse
+    ages: list[ResourceUse] = Field(default_factory=list)
+    recommendation: ResourceRecommendation | None = None
 
 
 class Summary(BaseModel):
@@ -414,7 +508,9 @@ class Summary(BaseModel):
     tolerated_failure_percent: float
     within_tolerance: bool
     failed_ages: list[int]
+    suspect_ages: list[int] = Field(default_factory=list)
     cost_estimate: SummaryCost = Field(default_factory=SummaryCost)
+    resources: RunResources | None = None
     ages: list[AgeOutcome]
     failures: list[Failure]
     collated_at: str

@@ -22,12 +22,23 @@ from agesweep.contracts import (
     Plan,
     PlanItem,
     PlanTotals,
-    Prices,
     ResourceRequirement,
     RetryStrategy,
+    StackResources,
 )
 from agesweep.errors import ManifestInvalid
 from agesweep.manifest import MAX_ARRAY_SIZE, MAX_TAGS, MIN_ARRAY_SIZE, Manifest, SliceGrid, parse_manifest
+from agesweep.pricing import (
+    DEFAULT_EPOCHS,
+    DEFAULT_PRICES,
+    DISEASES,
+    SECONDS_PER_EPOCH_CELL,
+    TIMES,
+    expected_job_seconds,
+    extra_memory_gib,
+    money,
+    step_functions_cost,
+)
 from agesweep.runs import EXECUTION_NAME_MAX
 from agesweep.settings import OFFLINE_JOB_DEFINITION, OFFLINE_JOB_QUEUE, Settings
 
@@ -55,16 +66,7 @@ HISTORY_FIXED = 27
 HISTORY_PER_ITEM = 12
 HISTORY_REGISTER = 5
 
-# Public list prices, us-east-1, as read on the date below. Used for estimates only.
-PRICES = Prices(
-    as_of="2025-06-01",
-    region="us-east-1",
-    step_functions_per_1000_transitions=0.025,
-    vcpu_hour_on_demand=0.048,  # m6i.xlarge $0.192/h for 4 vCPU (16 GiB)
-    vcpu_hour_spot=0.0168,  # m6i spot, ~65 % below on-demand (varies by hour and AZ)
-    gpu_hour_on_demand=1.006,  # g5.xlarge $1.006/h (1 A10G, 4 vCPU)
-    gpu_hour_spot=0.40,
-)
+PRICES = DEFAULT_PRICES  # the dated defaults; Settings.prices (PRICES_JSON) is what a plan uses
 
 # Spot interruptions (host terminated) are retried; application errors exit at once.
 EVALUATE_ON_EXIT = [
@@ -164,24 +166,56 @@ def job_definition_request(
     return request
 
 
+def _child_patients(item: PlanItem) -> list[int]:
+    """Patients of each child job of an item (one entry per Batch job that trains a slice)."""
+    return [end - start for start, end in item.slice_spans()]
+
+
+def _cost_estimate(manifest: Manifest, settings: Settings, items: list[PlanItem], transitions: int) -> CostEstimate:
+    """The bound (every child job runs once for its full timeout) and the expected cost (each runs
+    its expected time, agesweep.pricing.expected_job_seconds), at the settings' prices."""
+    prices, job = settings.prices, manifest.job
+    timeout_s = 60.0 * (job.timeout_minutes or settings.default_timeout_minutes)
+    vcpus = float(job.vcpus or settings.default_vcpus)
+    extra_gib = extra_memory_gib(vcpus, job.memory_mib or settings.default_memory_mib, prices)
+    gpus = float(job.gpus or 0)
+    epochs = manifest.training.epochs or DEFAULT_EPOCHS
+    children = sum(i.array_size or 1 for i in items)
+    timeout_hours = children * timeout_s / 3600
+    expected_hours = sum(
+        expected_job_seconds(patients, epochs, vcpus, timeout_s) for i in items for patients in _child_patients(i)
+    ) / 3600
+
+    def compute(hours: float, spot: bool) -> float:
+        if spot:
+            return hours * (vcpus * prices.vcpu_hour_spot + extra_gib * prices.extra_gib_hour_spot + gpus * prices.gpu_hour_spot)
+        return hours * (vcpus * prices.vcpu_hour_on_demand + extra_gib * prices.extra_gib_hour_on_demand
+                        + gpus * prices.gpu_hour_on_demand)
+
+    return CostEstimate(
+        step_functions=round(step_functions_cost(transitions, prices), 4),
+        compute_spot_at_timeout=round(compute(timeout_hours, spot=True), 2),
+        compute_on_demand_at_timeout=round(compute(timeout_hours, spot=False), 2),
+        vcpu_hours_at_timeout=round(timeout_hours * vcpus, 2),
+        gpu_hours_at_timeout=round(timeout_hours * gpus, 2),
+        prices=prices,
+        compute_spot_expected=money(compute(expected_hours, spot=True)),
+        compute_on_demand_expected=money(compute(expected_hours, spot=False)),
+        vcpu_hours_expected=round(expected_hours * vcpus, 3),
+        gpu_hours_expected=round(expected_hours * gpus, 3),
+        job_hours_expected=round(expected_hours, 3),
+    )
+
+
 def _totals(manifest: Manifest, settings: Settings, items: list[PlanItem], slices: int, register: bool) -> PlanTotals:
-    """Counts, the history budget and the cost bound (every child job running to its timeout)."""
+    """Counts, the history budget, the cost bound and the expected cost."""
     children = sum(i.array_size or 1 for i in items)
     transitions = TRANSITIONS_FIXED + TRANSITIONS_PER_ITEM * len(items) + (1 if register else 0)
     history = HISTORY_FIXED + HISTORY_PER_ITEM * len(items) + (HISTORY_REGISTER if register else 0)
     hours = (manifest.job.timeout_minutes or settings.default_timeout_minutes) / 60
-    vcpu_hours = children * hours * (manifest.job.vcpus or settings.default_vcpus)
-    gpu_hours = children * hours * (manifest.job.gpus or 0)
-    cost = CostEstimate(
-        step_functions=round(transitions / 1000 * PRICES.step_functions_per_1000_transitions, 4),
-        compute_spot_at_timeout=round(vcpu_hours * PRICES.vcpu_hour_spot + gpu_hours * PRICES.gpu_hour_spot, 2),
-        compute_on_demand_at_timeout=round(
-            vcpu_hours * PRICES.vcpu_hour_on_demand + gpu_hours * PRICES.gpu_hour_on_demand, 2
-        ),
-        vcpu_hours_at_timeout=round(vcpu_hours, 2),
-        gpu_hours_at_timeout=round(gpu_hours, 2),
-        prices=PRICES,
-    )
+    prices = settings.prices
+    epochs = manifest.training.epochs or DEFAULT_EPOCHS
+    per_epoch_10k = SECONDS_PER_EPOCH_CELL * 10_000 * DISEASES * TIMES
     return PlanTotals(
         ages=len({i.age for i in items}),
         jobs=len(items),
@@ -191,11 +225,12 @@ def _totals(manifest: Manifest, settings: Settings, items: list[PlanItem], slice
         state_transitions=transitions,
         history_events=history,
         history_limit=HISTORY_LIMIT,
-        cost_estimate_usd=cost,
+        cost_estimate_usd=_cost_estimate(manifest, settings, items, transitions),
         estimate_note=(
-            f"Estimate, not a quote: compute assumes every child job runs once for its full timeout "
-            f"({hours:g} h) at {PRICES.region} list prices as of {PRICES.as_of}; "
-            f"transitions and history events assume no retries."
+            f"Estimate, not a quote: 'expected' assumes each child job trains {epochs} epochs at the trainer "
+            f"benchmark's speed ({per_epoch_10k:.2f} s/epoch per 10,000 patients x {DISEASES} diseases x {TIMES} "
+            f"times on 2 vCPUs); 'up to' assumes every child job runs once for its full timeout ({hours:g} h); "
+            f"{prices.region} list prices as of {prices.as_of}; transitions and history events assume no retries."
         ),
     )
 
@@ -333,6 +368,7 @@ def plan(
         items=items,
         totals=_totals(manifest, stack, items, len(bounds), register),
         warnings=_warnings(manifest, stack, definition_ref, described=job_definition_description is not None),
+        stack_resources=StackResources(vcpus=stack.default_vcpus, memory_mib=stack.default_memory_mib),
     )
     payload = result.payload_bytes()
     result.totals.payload_bytes = payload

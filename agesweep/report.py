@@ -1,25 +1,29 @@
 """report.html: one self-contained page per run that opens offline (inline CSS, plots as data: PNGs).
 
-It answers, top to bottom: where did this run come from (lineage), how did the model do across
-ages (held-out c-index and final loss against age), what ran where (status grid ages x slices),
-and what failed and why (reason, exit code, log link).
+It answers, top to bottom: where did this run come from and what did it cost (lineage, estimate,
+incurred), how did the model do across ages (held-out c-index and final loss against age), what
+did the jobs ask for against what they used (and what the next run should ask), how did each
+age's loss fall (loss curves; suspect training flagged), what ran where (status grid ages x
+slices), and what failed and why (reason, exit code, log link).
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import math
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from agesweep.contracts import JobMetrics, SliceOutcome, Summary
-from agesweep.text import format_ages, format_cost, format_duration
+from agesweep.contracts import JobMetrics, ResourceUse, SliceOutcome, Summary
+from agesweep.text import asked_used_text, format_ages, format_cost, format_duration, format_memory, incurred_text
 
 # The plotted series' colour. Nothing else on the page uses it, so a screenshot test can tell
 # whether the plot image actually rendered.
 PLOT_COLOR = "#1f77b4"
 FAILED_COLOR = "#c62828"
+LOSS_COLORMAP = "plasma"  # one colour per age; none of it near PLOT_COLOR
 _SERIES_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 _CSS = """
@@ -37,6 +41,7 @@ td.ok{background:#e3f4e6}td.fail{background:#fde7e7}td.other{background:#fff4e0}
 .grid td{text-align:center;white-space:nowrap}
 figure{margin:0}figure img{max-width:100%;height:auto;border:1px solid #eee}
 .notes li{color:#8a5300}
+.suspect{color:#b71c1c;font-weight:600}
 footer{margin-top:24px;color:#777;font-size:0.8em}
 """
 
@@ -138,13 +143,122 @@ def plot_png(summary: Summary) -> bytes:
     return buffer.getvalue()
 
 
+def loss_curves(summary: Summary) -> dict[str, tuple[list[tuple[int, float]], bool]]:
+    """Every slice's loss history that has points, labelled 'age 55' (or 'age 55 0-2500' with
+    several slices), with whether the slice is suspect."""
+    sliced = len({s.slice_label for s in summary.slices()}) > 1
+    curves = {}
+    for s in summary.slices():
+        if s.metrics and s.metrics.loss_history:
+            label = f"age {s.age}" + (f" {s.slice_label}" if sliced else "")
+            curves[label] = ([(int(e), math.nan if v is None else float(v)) for e, v in s.metrics.loss_history], s.suspect)
+    return curves
+
+
+def loss_png(summary: Summary) -> bytes | None:
+    """The loss curve of every age (one line each, coloured by age; suspect ones dashed)."""
+    curves = loss_curves(summary)
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap(LOSS_COLORMAP)
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    for n, (label, (points, suspect)) in enumerate(sorted(curves.items())):
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=colours(0.85 * n / max(len(curves) - 1, 1)),
+                linewidth=1.4, linestyle="--" if suspect else "-", label=label + (" (suspect)" if suspect else ""))
+    values = [v for points, _ in curves.values() for _, v in points if math.isfinite(v)]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Loss")
+    ax.grid(True, color="#e5e5e5")
+    if len(curves) <= 12:
+        ax.legend(loc="best", fontsize=7, ncol=2)
+    ax.set_title(f"{summary.run_id}: loss per age")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _use_row(use: ResourceUse) -> str:
+    cells = [
+        str(use.age) if use.age is not None else "all",
+        "" if use.vcpus_requested is None else f"{use.vcpus_requested:g}",
+        format_memory(use.memory_mib_requested) if use.memory_mib_requested is not None else "",
+        format_memory(use.peak_memory_mib) if use.peak_memory_mib is not None else "",
+        "" if use.cpu_seconds is None else f"{use.cpu_seconds:,.0f}" + ("" if use.cpu_seconds_measured else " (bound)"),
+        format_duration(use.wall_s) if use.wall_s is not None else "",
+        "" if use.busy_vcpus is None else f"{use.busy_vcpus:.2g}",
+    ]
+    return "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>"
+
+
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def resources_html(summary: Summary) -> str:
+    """Asked against used (overall, then per age) and the next run's recommendation."""
+    resources = summary.resources
+    if resources is None or not resources.overall.jobs:
+        return "<p>No job ran, so nothing was measured.</p>"
+    advice = resources.recommendation
+    if advice is None:
+        next_run = "<p>No recommendation: no job reported its peak memory.</p>"
+    else:
+        next_run = (f'<p id="recommendation">Next run: <span class="code">job: {{vcpus: {advice.vcpus}, '
+                    f"memory_mib: {advice.memory_mib}}}</span> ({format_memory(advice.memory_mib)}) &mdash; "
+                    f"{escape(advice.reason)}.</p>")
+    rows = "".join(_use_row(u) for u in [resources.overall, *resources.ages])
+    return (
+        f'<p id="resources-summary">{escape(_sentence(asked_used_text(resources.overall)))}.</p>{next_run}'
+        "<table><thead><tr><th>age</th><th>asked vCPU</th><th>asked memory</th><th>peak memory</th>"
+        "<th>CPU seconds</th><th>wall</th><th>busy vCPUs</th></tr></thead>"
+        f"<tbody>{rows}</tbody></table>"
+    )
+
+
+def training_html(summary: Summary) -> str:
+    """The loss curves, and every suspect slice with its reasons."""
+    png = loss_png(summary)
+    parts = []
+    if png is not None:
+        data = base64.b64encode(png).decode("ascii")
+        parts.append(f'<figure><img id="loss-plot" alt="Loss per epoch, one line per age" src="data:image/png;base64,{data}"></figure>')
+    else:
+        parts.append("<p>No job wrote a loss history.</p>")
+    suspects = [s for s in summary.slices() if s.suspect]
+    if suspects:
+        items = "".join(
+            f'<li><span class="suspect">age {s.age} slice {escape(s.slice_label)}</span>: '
+            f"{escape('; '.join(s.suspect_reasons))}</li>"
+            for s in suspects
+        )
+        ages = escape(format_ages(summary.suspect_ages))
+        parts.append(f'<p class="suspect">Suspect training: ages {ages}</p><ul id="suspects">{items}</ul>')
+    else:
+        parts.append("<p>No job's training looks suspect.</p>")
+    return "".join(parts)
+
+
 def _listed(value: str | list[str] | None) -> str:
     return ", ".join(value) if isinstance(value, list) else str(value or "unknown")
 
 
-def _cost_text(summary: Summary) -> str:
+def _cost_rows(summary: Summary) -> list[tuple[str, str, bool]]:
     cost = summary.cost_estimate
-    return format_cost(cost.cost_estimate_usd) + (f" ({cost.estimate_note})" if cost.estimate_note else "")
+    label = " (if run on AWS)" if cost.if_run_on_aws else ""
+    rows = [(f"Cost estimate{label}",
+             format_cost(cost.cost_estimate_usd) + (f" ({cost.estimate_note})" if cost.estimate_note else ""), False)]
+    if cost.incurred is not None:
+        rows.append((f"Cost incurred{label}", f"{incurred_text(cost.incurred)}. {cost.incurred.note}.", False))
+    return rows
 
 
 def _lineage_rows(summary: Summary) -> list[tuple[str, str, bool]]:
@@ -165,7 +279,7 @@ def _lineage_rows(summary: Summary) -> list[tuple[str, str, bool]]:
         ("Started", summary.started_at or "unknown", False),
         ("Finished", summary.finished_at or "unknown", False),
         ("Duration", format_duration(summary.duration_s), False),
-        ("Cost estimate", _cost_text(summary), False),
+        *_cost_rows(summary),
     ]
     if lin.git_revision:
         rows.append(("Trainer revision", str(lin.git_revision), True))
@@ -186,6 +300,7 @@ def _grid_cell(s: SliceOutcome | None) -> str:
     if s.succeeded:
         c_index = s.metrics.heldout_c_index if s.metrics else None
         text = "OK" + (f" &middot; c {_fmt(c_index, 3)}" if c_index is not None else "")
+        text += ' <span class="suspect" title="suspect training">&#9888; suspect</span>' if s.suspect else ""
     else:
         text = escape(s.status) + (f" &middot; exit {s.exit_code}" if s.exit_code is not None else "")
     title = escape(s.status_reason or s.status, quote=True)
@@ -229,14 +344,18 @@ def metrics_table_html(summary: Summary) -> str:
         m = s.metrics or JobMetrics()
         rows.append(
             f"<tr><td>{s.age}</td><td>{s.slice_label}</td><td class=\"{_cell_class(s.status)}\">{escape(s.status)}</td>"
-            f"<td>{_fmt(m.heldout_c_index)}</td><td>{_fmt(m.final_loss)}</td>"
+            f"<td>{_fmt(m.heldout_c_index_initial)}</td><td>{_fmt(m.heldout_c_index)}</td><td>{_fmt(m.final_loss)}</td>"
+            f"<td>{'suspect' if s.suspect else ''}</td>"
             f"<td>{_fmt(m.n_patients)}</td><td>{_fmt(m.epochs)}</td>"
+            f"<td>{format_memory(float(m.peak_rss_mb)) if m.peak_rss_mb is not None else ''}</td>"
+            f"<td>{_fmt(m.cpu_seconds)}</td>"
             f"<td>{format_duration(s.duration_s) if s.duration_s is not None else ''}</td><td>{s.attempts}</td>"
             f"<td class=\"code\">{escape(s.job_id or '')}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>age</th><th>slice</th><th>status</th><th>c-index</th><th>final loss</th>"
-        "<th>patients</th><th>epochs</th><th>duration</th><th>attempts</th><th>job id</th></tr></thead>"
+        "<table><thead><tr><th>age</th><th>slice</th><th>status</th><th>c-index initial</th><th>c-index</th>"
+        "<th>final loss</th><th>training</th><th>patients</th><th>epochs</th><th>peak memory</th><th>CPU s</th>"
+        "<th>duration</th><th>attempts</th><th>job id</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -277,6 +396,10 @@ ages {escape(format_ages(ages))}; {summary.failed_percent:.3g}% failed, {summary
 <table class="lineage"><tbody>{lineage_rows}</tbody></table>
 <h2>Metrics against age</h2>
 <figure><img id="metrics-plot" alt="Held-out c-index and final loss against age" src="data:image/png;base64,{png}"></figure>
+<h2>Resources: asked and used</h2>
+{resources_html(summary)}
+<h2>Training</h2>
+{training_html(summary)}
 <h2>Status (ages &times; slices)</h2>
 {status_grid_html(summary)}
 <h2>Failures</h2>

@@ -5,6 +5,9 @@ One concern per module:
 * ``facts``   — JobFacts: what collation needs from one Batch job description;
 * ``join``    — collate(): plan + Map results + job facts + metrics -> Summary (pure);
 * ``lineage`` — where the run came from and what it was estimated to cost (pure);
+* ``resources`` — requested against used per age, and the next run's vCPUs/memory (pure);
+* ``costs``   — the cost the run incurred: attempt seconds x capacity, plus transitions (pure);
+* ``trust``   — whether a job's training looks wrong, and why (pure);
 * ``render``  — summary.json, summary.csv, the SNS subject and message (pure);
 * ``retry``   — retry-manifest.yaml: the original manifest narrowed to the failed pairs (pure);
 * ``store``   — the AWS reads (jobs, array children, metrics, the manifest) and the file writer;

@@ -1,15 +1,24 @@
 """The facts collation needs from one Batch job description: status, reason, exit code,
-attempts, timing, log stream, array index, image and job definition."""
+attempts, timing, log stream, array index, image, job definition, the resources it asked for and
+the capacity (spot / on-demand) each attempt ran on."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from agesweep.aws import camel_case
 from agesweep.batch_job import JobDescription
+from agesweep.pricing import ON_DEMAND, SPOT
+
+# A Batch compute environment's ECS cluster is `<environment name>_Batch_<id>`; this stack's
+# environments are named after their logical ids (SpotComputeEnvironment, OnDemandComputeEnvironment).
+_ON_DEMAND_NAME = re.compile(r"on[-_]?demand", re.IGNORECASE)
+_SPOT_NAME = re.compile(r"spot", re.IGNORECASE)
 
 
 def iso_ms(ms: float | None) -> str | None:
@@ -44,11 +53,18 @@ class JobFacts(BaseModel):
     array_index: int | None = None
     image: str | None = None
     job_definition: str | None = None
+    vcpus: float | None = Field(None, description="Requested vCPUs (the job's resourceRequirements).")
+    memory_mib: int | None = None
+    gpus: int | None = None
+    runs: tuple[tuple[float, str], ...] = Field((), description="(seconds, capacity) of every attempt that ran.")
 
     @classmethod
     def of(cls, description: Mapping[str, Any]) -> JobFacts:
         """From a description in either casing (DescribeJobs, ListJobs, a Catch's Cause)."""
-        return cls.of_job(JobDescription.of(description))
+        raw = camel_case(dict(description))
+        facts = cls.of_job(JobDescription.of(raw))
+        vcpus, memory, gpus = requested_resources(raw.get("container") or {})
+        return facts.model_copy(update={"vcpus": vcpus, "memory_mib": memory, "gpus": gpus, "runs": attempt_runs(raw)})
 
     @classmethod
     def of_job(cls, job: JobDescription) -> JobFacts:
@@ -71,3 +87,53 @@ class JobFacts(BaseModel):
             image=job.container.image,
             job_definition=job.jobDefinition,
         )
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None and value != "" else None
+    except (TypeError, ValueError):
+        return None
+
+
+def requested_resources(container: Mapping[str, Any]) -> tuple[float | None, int | None, int | None]:
+    """(vCPUs, memory MiB, GPUs) a job asked for: resourceRequirements, else the legacy vcpus/memory."""
+    asked = {
+        str(r.get("type", "")).upper(): r.get("value")
+        for r in container.get("resourceRequirements") or []
+        if isinstance(r, Mapping)
+    }
+    vcpus = _number(asked.get("VCPU", container.get("vcpus")))
+    memory = _number(asked.get("MEMORY", container.get("memory")))
+    gpus = _number(asked.get("GPU"))
+    return vcpus, None if memory is None else int(memory), None if gpus is None else int(gpus)
+
+
+def capacity_of(container_instance_arn: str | None, job_queue: str | None) -> str:
+    """spot or on-demand. The description never says so directly: an attempt's container instance
+    names its compute environment's cluster, and a queue may be named on-demand. Nothing to go by
+    (local mode, moto, Fargate) means spot: the stack's queue is spot-first."""
+    for name in (container_instance_arn, job_queue):
+        if name and _ON_DEMAND_NAME.search(name):
+            return ON_DEMAND
+        if name and _SPOT_NAME.search(name):
+            return SPOT
+    return SPOT
+
+
+def attempt_runs(raw: Mapping[str, Any]) -> tuple[tuple[float, str], ...]:
+    """(seconds, capacity) per attempt with start and stop times; the job's own times without any."""
+    queue = raw.get("jobQueue")
+    runs = []
+    for attempt in raw.get("attempts") or []:
+        if not isinstance(attempt, Mapping):
+            continue
+        seconds = _duration_s(attempt.get("startedAt"), attempt.get("stoppedAt"))
+        if seconds is not None:
+            arn = (attempt.get("container") or {}).get("containerInstanceArn")
+            runs.append((seconds, capacity_of(arn, queue)))
+    if not runs:
+        seconds = _duration_s(raw.get("startedAt"), raw.get("stoppedAt"))
+        if seconds is not None:
+            runs.append((seconds, capacity_of(None, queue)))
+    return tuple(runs)

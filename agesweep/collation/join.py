@@ -12,8 +12,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from agesweep.collation.costs import incurred_cost
 from agesweep.collation.facts import JobFacts, iso_ms
 from agesweep.collation.lineage import run_lineage, summary_cost
+from agesweep.collation.resources import SliceJob, run_resources
+from agesweep.collation.trust import suspect_reasons
 from agesweep.contracts import (
     AgeOutcome,
     CaughtError,
@@ -33,8 +36,9 @@ SUCCEEDED = "SUCCEEDED"
 NO_REASON = "failed (no reason recorded)"
 # The metrics a summary keeps of a job's metrics JSON (its lineage is kept apart).
 KEPT_METRICS = (
-    "final_loss", "heldout_c_index", "n_patients", "epochs", "wall_time_s", "peak_rss_mb", "device",
-    "resumed_from_epoch", "loss_history",
+    "final_loss", "heldout_c_index", "heldout_c_index_initial", "n_patients", "epochs", "wall_time_s",
+    "cpu_seconds", "peak_rss_mb", "device", "resumed_from_epoch", "loss_per_cell", "divergence", "recovery",
+    "loss_history",
 )
 
 
@@ -110,6 +114,7 @@ class Collector:
     region: str
     facts: list[JobFacts] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    jobs: list[SliceJob] = field(default_factory=list)
 
 
 def kept_metrics(found: JobMetrics) -> JobMetrics:
@@ -119,7 +124,7 @@ def kept_metrics(found: JobMetrics) -> JobMetrics:
 
 def slice_outcome(
     age: int, span: tuple[int, int], facts: JobFacts | None, fallback_status: str, fallback_reason: str | None,
-    into: Collector,
+    into: Collector, item: PlanItem | None = None,
 ) -> SliceOutcome:
     """One (age, slice) from its job's facts; the iteration's verdict wins over a SUCCEEDED job."""
     status = (facts.status if facts else None) or fallback_status
@@ -127,9 +132,11 @@ def slice_outcome(
         # The state machine saw this job fail (e.g. a .sync timeout) although Batch says otherwise;
         # the iteration's verdict is what the run acted on.
         status = fallback_status
+    described = facts
     facts = facts or JobFacts()
     found = into.metrics.get((age, span[0], span[1]))
-    return SliceOutcome(
+    reasons = suspect_reasons(found) if found else []
+    outcome = SliceOutcome(
         age=age,
         start_index=span[0],
         end_index=span[1],
@@ -146,7 +153,12 @@ def slice_outcome(
         log_url=log_url(into.log_group, facts.log_stream, into.region),
         metrics=kept_metrics(found) if found else None,
         metrics_lineage=(found.lineage or Lineage()) if found else None,
+        suspect=bool(reasons),
+        suspect_reasons=reasons,
+        capacity=facts.runs[-1][1] if facts.runs else None,
     )
+    into.jobs.append(SliceJob(item, outcome, described))
+    return outcome
 
 
 def array_slices(
@@ -161,7 +173,7 @@ def array_slices(
     for index, span in enumerate(item.slice_spans()):
         child = kids.get(index)
         fallback = (child.status if child else None) or iteration.status
-        outcomes.append(slice_outcome(item.age, span, child, fallback, iteration.reason, into))
+        outcomes.append(slice_outcome(item.age, span, child, fallback, iteration.reason, into, item))
     return outcomes
 
 
@@ -177,7 +189,7 @@ def item_outcome(
         slices = array_slices(item, iteration, children.get(iteration.job_id or "", []), into)
     else:
         slices = [
-            slice_outcome(item.age, span, iteration.facts, iteration.status, iteration.reason, into)
+            slice_outcome(item.age, span, iteration.facts, iteration.status, iteration.reason, into, item)
             for span in item.slice_spans()
         ]
     if iteration.status != SUCCEEDED:
@@ -242,11 +254,13 @@ def collate(
     log_group: str = DEFAULT_LOG_GROUP,
     region: str = "us-east-1",
     now: datetime | None = None,
+    local: bool = False,
 ) -> Summary:
     """Join the plan, the Map's iteration results, the job facts and the metrics into a Summary.
 
     ``jobs`` maps job id -> its facts; ``children`` maps an array job id -> its children's facts;
-    ``metrics`` maps (age, start, end) -> the job's metrics JSON.
+    ``metrics`` maps (age, start, end) -> the job's metrics JSON. ``local``: the run was local
+    mode's, so its costs are what it would have cost on AWS.
     """
     now = now or datetime.now(UTC)
     into = Collector(metrics=metrics, log_group=log_group, region=region)
@@ -269,7 +283,9 @@ def collate(
         tolerated_failure_percent=plan.tolerated_failure_percent,
         within_tolerance=percent <= plan.tolerated_failure_percent + 1e-9,
         failed_ages=sorted({f.age for f in failures}),
-        cost_estimate=summary_cost(plan),
+        suspect_ages=sorted({s.age for s in slices if s.suspect}),
+        cost_estimate=summary_cost(plan, incurred_cost(plan, into.jobs), local=local),
+        resources=run_resources(plan, into.jobs),
         ages=ages,
         failures=failures,
         collated_at=now.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),

@@ -1,12 +1,12 @@
 """Where a run came from (manifest version + sha256, image, job definition ARN:revision, input,
-parameters, trainer revision) and what the planner estimated it would cost."""
+parameters, trainer revision), what the planner estimated it would cost and what it incurred."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
 from agesweep.collation.facts import JobFacts
-from agesweep.contracts import Plan, RunLineage, SliceOutcome, SummaryCost
+from agesweep.contracts import IncurredCost, Plan, RunLineage, SliceOutcome, SummaryCost
 
 # Parameters that differ per job: the lineage shows the ones the whole run shares.
 PER_JOB_PARAMS = frozenset({"start_index", "end_index", "age", "slice_size", "run_id"})
@@ -50,5 +50,11 @@ def run_lineage(plan: Plan, facts: Sequence[JobFacts], slices: Sequence[SliceOut
     )
 
 
-def summary_cost(plan: Plan) -> SummaryCost:
-    return SummaryCost(cost_estimate_usd=plan.totals.cost_estimate_usd, estimate_note=plan.totals.estimate_note or None)
+def summary_cost(plan: Plan, incurred: IncurredCost | None = None, *, local: bool = False) -> SummaryCost:
+    """The planner's estimate, what the run incurred, and whether both are 'if run on AWS' (local mode)."""
+    return SummaryCost(
+        cost_estimate_usd=plan.totals.cost_estimate_usd,
+        estimate_note=plan.totals.estimate_note or None,
+        incurred=incurred,
+        if_run_on_aws=local,
+    )

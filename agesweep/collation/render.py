@@ -5,20 +5,45 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from agesweep.collation.join import KEPT_METRICS
 from agesweep.contracts import Failure, JobMetrics, SliceOutcome, Summary
-from agesweep.text import SUBJECT_MAX, ascii_line, format_ages, format_cost, format_duration
+from agesweep.text import (
+    SUBJECT_MAX,
+    ascii_line,
+    asked_used_text,
+    format_ages,
+    format_cost,
+    format_duration,
+    format_memory,
+    incurred_text,
+)
 
 MAX_FAILURES_IN_MESSAGE = 10
-METRIC_COLUMNS = ("final_loss", "heldout_c_index", "n_patients", "epochs", "wall_time_s", "peak_rss_mb", "device")
+IF_ON_AWS = " (if run on AWS)"
+METRIC_COLUMNS = (
+    "final_loss", "heldout_c_index_initial", "heldout_c_index", "n_patients", "epochs", "wall_time_s", "cpu_seconds",
+    "peak_rss_mb", "device",
+)
 CSV_COLUMNS = (
     "run_id", "age", "start_index", "end_index", "status", "status_reason", "exit_code", "attempts",
-    "duration_s", "started_at", "stopped_at", "job_id", "array_index", "log_stream", "log_url",
-    *METRIC_COLUMNS,
+    "duration_s", "started_at", "stopped_at", "job_id", "array_index", "log_stream", "log_url", "capacity",
+    *METRIC_COLUMNS, "suspect", "suspect_reasons",
 )
+
+
+def finite_json(value: Any) -> Any:
+    """NaN and infinities as null: summary.json stays strict JSON (suspect_reasons say what they were)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [finite_json(v) for v in value]
+    return value
 
 
 def _written(metrics: JobMetrics) -> dict[str, Any]:
@@ -40,11 +65,12 @@ def summary_dict(summary: Summary) -> dict[str, Any]:
     data = summary.model_dump(mode="json")
     for age, dumped in zip(summary.ages, data["ages"], strict=True):
         dumped["slices"] = [_slice_dict(outcome) for outcome in age.slices]
-    return data
+    cleaned: dict[str, Any] = finite_json(data)
+    return cleaned
 
 
 def summary_json(summary: Summary) -> str:
-    return json.dumps(summary_dict(summary), indent=2, sort_keys=False) + "\n"
+    return json.dumps(summary_dict(summary), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
 
 def summary_csv(summary: Summary) -> str:
@@ -57,6 +83,8 @@ def summary_csv(summary: Summary) -> str:
         row["run_id"] = summary.run_id
         for key in METRIC_COLUMNS:
             row[key] = getattr(s.metrics, key) if s.metrics else None
+        row["suspect"] = "yes" if s.suspect else ""
+        row["suspect_reasons"] = "; ".join(s.suspect_reasons)
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
     return buffer.getvalue()
 
@@ -96,12 +124,43 @@ def _run_lines(summary: Summary) -> list[str]:
         lines.append(f"Failed ages: {format_ages(summary.failed_ages)}")
     lines.append(f"Duration: {format_duration(summary.duration_s)}"
                  + (f" ({summary.started_at} to {summary.finished_at})" if summary.started_at else ""))
-    lines.append(f"Cost estimate: {format_cost(summary.cost_estimate.cost_estimate_usd)}")
+    lines.extend(_cost_lines(summary))
+    lines.extend(_resource_lines(summary))
+    if summary.suspect_ages:
+        many = "s" if len(summary.suspect_ages) > 1 else ""
+        lines.append(f"Suspect training: age{many} {format_ages(summary.suspect_ages)} ({_first_reason(summary)})")
     manifest = summary.lineage.manifest
     if manifest.key:
         lines.append(f"Manifest: s3://{manifest.bucket}/{manifest.key}"
                      + (f" (sha256 {manifest.sha256[:12]})" if manifest.sha256 else ""))
     return lines
+
+
+def _cost_lines(summary: Summary) -> list[str]:
+    """The estimate as before, and what the run incurred; local mode's are 'if run on AWS'."""
+    cost = summary.cost_estimate
+    label = IF_ON_AWS if cost.if_run_on_aws else ""
+    lines = [f"Cost estimate{label}: {format_cost(cost.cost_estimate_usd)}"]
+    if cost.incurred is not None:
+        lines.append(f"Cost incurred{label}: {incurred_text(cost.incurred)}")
+    return lines
+
+
+def _resource_lines(summary: Summary) -> list[str]:
+    """One line: asked vs used, and the next run's job: block."""
+    resources = summary.resources
+    if resources is None or not resources.overall.jobs:
+        return []
+    line = f"Resources: {asked_used_text(resources.overall)}"
+    advice = resources.recommendation
+    if advice is not None:
+        line += f"; next run: job: {{vcpus: {advice.vcpus}, memory_mib: {advice.memory_mib}}} ({format_memory(advice.memory_mib)})"
+    return [line]
+
+
+def _first_reason(summary: Summary) -> str:
+    first = next(s for s in summary.slices() if s.suspect)
+    return f"age {first.age}: {first.suspect_reasons[0]}" if first.suspect_reasons else f"age {first.age}"
 
 
 def _failure_line(f: Failure) -> str:

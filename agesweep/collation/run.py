@@ -15,6 +15,7 @@ from agesweep.collation.store import read_child_facts, read_job_facts, read_mani
 from agesweep.contracts import CollateOutput, ItemResult, Plan
 from agesweep.links import DEFAULT_LOG_GROUP, s3_console_url
 from agesweep.report import render_report
+from agesweep.settings import local_mode
 
 
 def output_uris(bucket: str, run_id: str, region: str) -> dict[str, str]:
@@ -60,11 +61,13 @@ def collate_run(
     s3: Any = None,
     now: datetime | None = None,
     validate_manifest: Callable[[str], None] | None = validate_retry_manifest,
+    local: bool | None = None,
 ) -> CollateOutput:
     """Read what AWS knows about the run, collate it, write the four files, return the collate output.
 
     ``validate_manifest`` (text -> None, raises on a bad manifest) checks the retry manifest with
-    the project's manifest model before it is written.
+    the project's manifest model before it is written. ``local`` (default: agesweep.settings.local_mode(), the
+    AGESWEEP_LOCAL env var local mode sets) labels every cost "if run on AWS".
     """
     region = region or aws.region_from_env()
     batch = batch or aws.client("batch")
@@ -73,7 +76,8 @@ def collate_run(
     jobs = read_job_facts(batch, [r.job_id for r in results if r is not None and r.job_id])
     children = read_array_children(batch, plan, results)
     metrics = read_metrics(s3, *metrics_location(plan, bucket))
-    summary = collate(plan, results, jobs, children, metrics, log_group=log_group, region=region, now=now)
+    local = local_mode() if local is None else local
+    summary = collate(plan, results, jobs, children, metrics, log_group=log_group, region=region, now=now, local=local)
 
     uris = output_uris(bucket, plan.run_id, region)
     retry_text = retry_file(summary, lambda: read_manifest(s3, plan.manifest, bucket), validate_manifest)

@@ -32,7 +32,7 @@ def test_seed_sweep_manifest() -> None:
     assert m.run_name == "aladyn-0-10000"
     assert m.age_values() == list(range(40, 80))
     assert m.slice_bounds() == [(0, 10000)]
-    assert (m.job.vcpus, m.job.memory_mib, m.job.timeout_minutes, m.job.attempts) == (32, 131072, 240, 3)
+    assert (m.job.vcpus, m.job.memory_mib, m.job.timeout_minutes, m.job.attempts) == (2, 3840, 240, 3)
     assert m.training.as_parameters() == {"epochs": "200", "learning_rate": "0.1", "seed": "42"}
     assert m.tags == {"slice": "0-10k", "project": "aladyn"}
 

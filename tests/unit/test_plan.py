@@ -73,8 +73,8 @@ def test_item_matches_the_internals_example(seed_plan: dict) -> None:
         "epochs": "200", "learning_rate": "0.1", "seed": "42",
     }
     assert item["container_overrides"] == {
-        "ResourceRequirements": [{"Type": "VCPU", "Value": "32"}, {"Type": "MEMORY", "Value": "131072"}],
-        "Environment": [{"Name": "OMP_NUM_THREADS", "Value": "32"}],
+        "ResourceRequirements": [{"Type": "VCPU", "Value": "2"}, {"Type": "MEMORY", "Value": "3840"}],
+        "Environment": [{"Name": "OMP_NUM_THREADS", "Value": "2"}],
     }
     assert item["timeout"] == {"AttemptDurationSeconds": 14400}
     assert item["retry_strategy"] == {"Attempts": 3, "EvaluateOnExit": [e.model_dump() for e in EVALUATE_ON_EXIT]}
@@ -90,10 +90,16 @@ def test_totals_and_estimates(seed_plan: dict) -> None:
     assert totals["child_jobs"] == 40 and totals["history_limit"] == 25_000
     assert totals["state_transitions"] == 7 + 3 * 40 and totals["history_events"] == 27 + 12 * 40
     cost = totals["cost_estimate_usd"]
-    assert cost["vcpu_hours_at_timeout"] == 40 * 4 * 32
-    assert cost["compute_on_demand_at_timeout"] == pytest.approx(5120 * 0.048)
+    assert cost["vcpu_hours_at_timeout"] == 40 * 4 * 2
+    assert cost["compute_on_demand_at_timeout"] == pytest.approx(320 * 0.048)
     assert cost["step_functions"] == pytest.approx(127 * 0.025 / 1000, abs=1e-4)
     assert "Estimate" in totals["estimate_note"] and cost["prices"]["as_of"]
+    # Expected: 40 jobs x (30 s + 200 epochs x 0.93 s at the seed's shape on 2 vCPUs) = 2.4 job-hours.
+    assert cost["job_hours_expected"] == pytest.approx(40 * (30 + 200 * 0.93) / 3600, rel=1e-3)
+    assert cost["vcpu_hours_expected"] == pytest.approx(2 * cost["job_hours_expected"], rel=1e-3)
+    assert cost["compute_spot_expected"] == pytest.approx(cost["vcpu_hours_expected"] * 0.0168, rel=1e-2)
+    assert cost["compute_spot_expected"] < cost["compute_spot_at_timeout"] / 40
+    assert seed_plan["stack_resources"] == {"vcpus": 2.0, "memory_mib": 3840, "gpus": 0}
     assert 0 < totals["payload_bytes"] < PAYLOAD_BUDGET
 
 

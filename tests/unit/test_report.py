@@ -22,7 +22,8 @@ def summary_with_failure(reason: str = "Essential container in task exited") -> 
     cause = json.loads(event["results"][1]["error"]["Cause"])
     cause["StatusReason"] = reason
     event["results"][1]["error"]["Cause"] = json.dumps(cause)
-    metrics = {(a, 0, 10000): {"final_loss": 12.0 - a / 10, "heldout_c_index": 0.6 + a / 1000} for a in (54, 56)}
+    metrics = {(a, 0, 10000): {"final_loss": 12.0 - a / 10, "heldout_c_index": 0.6 + a / 1000,
+                               "loss_history": [[0, 20.0], [100, 14.0 - a / 10], [200, 12.0 - a / 10]]} for a in (54, 56)}
     return collate_dicts(event["plan"], event["results"], {}, {}, metrics, region="us-east-1")
 
 
@@ -52,7 +53,7 @@ def test_plot_is_a_real_png_and_the_page_needs_no_network() -> None:
     png = plot_bytes(html)
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     # Every loaded resource is inline: the only src is the data: PNG; links (href) are navigation only.
-    assert re.findall(r'src="([a-z]+):', html) == ["data"]
+    assert re.findall(r'src="([a-z]+):', html) == ["data", "data"]  # the metrics plot and the loss curves
     for loader in ("<link", "<script", "url(", "@import", "<iframe"):
         assert loader not in html, loader
 

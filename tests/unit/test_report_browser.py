@@ -65,12 +65,16 @@ def test_report_plot_renders_in_headless_chromium(tmp_path: Path) -> None:
     probe.write_text(page.read_text().replace(
         "</body>",
         "<script>window.addEventListener('load',()=>{const i=document.getElementById('metrics-plot');"
-        "document.body.setAttribute('data-plot',i.complete+'x'+i.naturalWidth+'x'+i.naturalHeight);});</script></body>",
+        "document.body.setAttribute('data-plot',i.complete+'x'+i.naturalWidth+'x'+i.naturalHeight);"
+        "const l=document.getElementById('loss-plot');"
+        "document.body.setAttribute('data-loss',l.complete+'x'+l.naturalWidth+'x'+l.naturalHeight);});</script></body>",
     ))
     dom = run_chromium(tmp_path, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri())
     match = re.search(r'data-plot="(\w+)x(\d+)x(\d+)"', dom.stdout)
     assert match, f"page did not load in chromium: rc={dom.returncode} stderr={dom.stderr[-2000:]}"
     assert match.group(1) == "true" and int(match.group(2)) >= 800 and int(match.group(3)) >= 500, match.group(0)
+    loss = re.search(r'data-loss="(\w+)x(\d+)x(\d+)"', dom.stdout)  # the loss curves decode too
+    assert loss and loss.group(1) == "true" and int(loss.group(2)) >= 800 and int(loss.group(3)) >= 300, dom.stdout[-500:]
 
     # 2. The plot is painted: the screenshot holds many pixels of the series colour.
     shot = tmp_path / "shot.png"

@@ -98,7 +98,7 @@ def test_an_older_version_is_read_not_the_latest(stack: dict[str, Any]) -> None:
 
 
 def test_invalid_manifest_raises_manifest_invalid_with_every_problem(stack: dict[str, Any]) -> None:
-    body = SEED.replace(b"vcpus: 32", b"vcpu: 32").replace(b"from: 40", b"from: 20")
+    body = SEED.replace(b"vcpus: 2", b"vcpu: 2").replace(b"from: 40", b"from: 20")
     with pytest.raises(ManifestInvalid) as caught:
         _invoke(stack, body, key="manifests/bad.yaml")
     assert str(caught.value).splitlines() == [

@@ -158,6 +158,7 @@ class LocalCloud:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
+            "AGESWEEP_LOCAL": "1",  # the in-process Lambdas label costs "if run on AWS" (settings.local_mode)
         })
         self._configure_moto()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

@@ -50,6 +50,7 @@ def test_small_sweep_runs_every_step_of_the_real_state_machine(make_stack, tmp_p
     # small results also landed in the bucket, and collation read them
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["succeeded"] == 3 and summary["failed"] == 0
+    assert summary["cost_estimate"]["if_run_on_aws"] is True  # local mode labels every figure
     keys = [o["Key"] for o in stack.client("s3").list_objects_v2(Bucket=stack.bucket, Prefix=f"runs/{result.run_id}/metrics/")["Contents"]]
     assert len(keys) == 3
     assert {p.name for p in result.artifacts} >= {"summary.json", "summary.csv", "report.html", "retry-manifest.yaml"}

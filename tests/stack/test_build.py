@@ -138,7 +138,7 @@ def test_shared_layer_is_lambda_code_and_the_lambda_extra_only(sam_build: Path) 
     package = {p.name for p in (site / "agesweep").iterdir()}
     assert not package & set(NOT_IN_SHARED_LAYER_AGESWEEP), sorted(package & set(NOT_IN_SHARED_LAYER_AGESWEEP))
     assert not [p for p in package if p.startswith("cli")], sorted(package)
-    assert {"__init__.py", "collate.py", "plan.py", "manifest.py"} <= package, sorted(package)
+    assert {"__init__.py", "collation", "contracts.py", "plan.py", "manifest.py"} <= package, sorted(package)
     # Every requirement of the lambda extra (and the core) is in, at its pinned version: a new Lambda
     # dependency in pyproject.toml reaches the layer.
     for requirement in requirements_of("lambda"):
@@ -188,7 +188,7 @@ IMPORT_HANDLER = textwrap.dedent(
     assert agesweep.__file__.startswith(allowed[1]), agesweep.__file__
 
     if sys.argv[2] == "plot":  # the report's plot renders from the layers (matplotlib, numpy, fonts)
-        from agesweep.collate import AgeOutcome, SliceOutcome, Summary
+        from agesweep.contracts import AgeOutcome, ManifestRef, RunLineage, SliceOutcome, Summary
         from agesweep.report import plot_png
 
         ages = [
@@ -198,7 +198,8 @@ IMPORT_HANDLER = textwrap.dedent(
             for age in (40, 41, 42)
         ]
         summary = Summary(
-            run_id="r-test", run_name="test", lineage={}, total=3, succeeded=3, failed=0, failed_percent=0.0,
+            run_id="r-test", run_name="test", lineage=RunLineage(run_id="r-test", manifest=ManifestRef(key="m.yaml")),
+            total=3, succeeded=3, failed=0, failed_percent=0.0,
             tolerated_failure_percent=0.0, within_tolerance=True, failed_ages=[], ages=ages, failures=[],
             collated_at="2025-01-01T00:00:00Z",
         )

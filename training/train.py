@@ -27,7 +27,7 @@ import torch
 from training import layout
 from training.data import InputError, SliceData, load_slice
 from training.evaluate import heldout_c_index
-from training.model import build_problem, initial_parameters, predict_pi, total_loss
+from training.model import build_problem, initial_parameters, loss_and_grad, predict_pi, total_loss
 from training.optim import Adam
 from training.storage import fetch_inputs, put_json, save_tensor_file, save_text, split_s3
 
@@ -244,29 +244,32 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
     initial = checkpoint["params"] if checkpoint else initial_parameters(
         data.g, data.refs, data.y_mean, data.psi, problem.n_times, args.seed
     )
-    params = {name: tensor.to(device).requires_grad_(True) for name, tensor in initial.items()}
+    # trained in the problem's working layout; checkpoints and outputs hold the standard one
+    params = {name: tensor.to(device).requires_grad_(True) for name, tensor in problem.to_working(initial).items()}
     optimizer = Adam(params, lr=args.learning_rate)
     done, history = 0, []
     if checkpoint:
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        saved = checkpoint["optimizer"]
+        optimizer.load_state_dict({
+            "step": saved["step"], "exp_avg": problem.to_working(saved["exp_avg"]), "exp_avg_sq": problem.to_working(saved["exp_avg_sq"]),
+        })
         done, history = int(checkpoint["epoch"]), [list(entry) for entry in checkpoint["loss_history"]]
         print(f"resuming from epoch {done} ({checkpoint_path.name})", flush=True)
     resumed_from = done if checkpoint else None
 
     def checkpoint_now() -> None:
+        state = optimizer.state_dict()
         _save_checkpoint(checkpoint_path, {
             "epoch": done, "fingerprint": fingerprint, "loss_history": history,
-            "params": {name: p.detach().cpu() for name, p in params.items()},
-            "optimizer": optimizer.state_dict(),
+            "params": {name: p.cpu() for name, p in problem.to_standard({n: p.detach() for n, p in params.items()}).items()},
+            "optimizer": {**state, "exp_avg": problem.to_standard(state["exp_avg"]), "exp_avg_sq": problem.to_standard(state["exp_avg_sq"])},
         })
 
     train_started = time.perf_counter()
     first_epoch = done
     with StopSignal() as stop:
         while done < args.epochs:
-            loss = total_loss(problem, params)
-            optimizer.zero_grad()
-            loss.backward()
+            loss = loss_and_grad(problem, params)
             optimizer.step()
             if args.log_every and done % args.log_every == 0:
                 history.append([done, float(loss.detach())])
@@ -287,12 +290,13 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
 
     with torch.no_grad():
         final_loss = float(total_loss(problem, params))
-        pi = predict_pi(data.phi, params["lambda_"].detach(), params["kappa"].detach()).cpu()
+        standard = problem.to_standard({name: p.detach() for name, p in params.items()})
+        pi = predict_pi(data.phi, standard["lambda_"], standard["kappa"]).cpu()
+        state = {name: p.cpu() for name, p in standard.items()}
     if not history or history[-1][0] != done:
         history.append([done, final_loss])
     discrimination = heldout_c_index(pi, data.exit_time, data.y_at_exit, age, layout.AGE_OFFSET)
 
-    state = {name: p.detach().cpu() for name, p in params.items()}
     save_tensor_file(pi, out / layout.pi_name(age, start, end))
     save_tensor_file(
         {

@@ -352,11 +352,12 @@ def _fused_loss(
         value, weighted = _block_data(problem, block, theta, k, survival_weights, buffers, max_factors, grads is not None)
         loglik += value
         if grads is not None:
-            d_kappa -= (theta * weighted).sum(dtype=torch.float64)
-            # d(-loglik / N)/dtheta = (kappa / N) * weighted, then back through the softmax
-            grad_theta = weighted.mul_(k * scale)
-            grad_theta -= (theta * grad_theta).sum(dim=1, keepdim=True)
-            grad_lam[: block.t_end, :, block.n0 : block.n1] += grad_theta.mul_(theta)
+            # d(-loglik / N)/dtheta = (kappa / N) w, w = weighted; through the softmax that is
+            # (kappa / N) theta (w - sum_k theta w), and d/dkappa = sum theta w / N: one theta w
+            weighted.mul_(theta)
+            per_cell = weighted.sum(dim=1, keepdim=True)  # [t, 1, B]
+            d_kappa -= per_cell.sum(dtype=torch.float64)
+            grad_lam[: block.t_end, :, block.n0 : block.n1].add_(weighted.addcmul_(theta, per_cell, value=-1.0), alpha=k * scale)
     if grads is not None:
         grads["gamma"].copy_(grad_gamma * (problem.prior_weight * scale))
         grads["kappa"].copy_(-d_kappa * scale)

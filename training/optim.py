@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 
-CHUNK = 1 << 16  # elements per update chunk: the four streams (param, grad, two moments) stay in L2
+CHUNK = 1 << 18  # elements per update chunk: the four 1 MB streams (param, grad, two moments) stay in cache
 
 
 class Adam:

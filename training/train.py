@@ -287,6 +287,9 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         if checkpoint is None or done != int(checkpoint["epoch"]):
             checkpoint_now()  # a failure while writing outputs resumes here, not from scratch
     train_seconds = time.perf_counter() - train_started
+    optimizer = None  # its state and the gradients (3 x lambda) are not needed for the outputs
+    for p in params.values():
+        p.grad = None
 
     with torch.no_grad():
         final_loss = float(total_loss(problem, params))

@@ -75,6 +75,7 @@ class Problem:
     sig_phi_min: float
     sig_phi_max: float
     n_times: int
+    observed_cells: int  # (patient, disease, time) cells in the likelihood: sum of (E_a + 1)
     prior_weight: float = PRIOR_WEIGHT
 
     @property
@@ -172,6 +173,7 @@ def build_problem(
         sig_phi_min=float(sig.min()),
         sig_phi_max=float(sig.max()),
         n_times=n_times,
+        observed_cells=int((exit_time + 1).sum()),
         prior_weight=prior_weight,
     )
 def initial_parameters(
@@ -192,7 +194,7 @@ def initial_parameters(
 
     refs64 = refs.double() if refs.dim() == 2 else refs.double()[:, None]
     mean = torch.cat(
-        [refs64[None] + (g64 @ gamma[:, :k_count])[:, :, None], torch.full((g.shape[0], 1, 1), HEALTHY_MEAN, dtype=torch.float64)],
+        [refs64[None] + (g64 @ gamma[:, :k_count])[:, :, None], torch.full((g.shape[0], 1, refs64.shape[1]), HEALTHY_MEAN, dtype=torch.float64)],
         dim=1,
     )
     noise_cov = 0.01 * rbf_kernel(n_times, n_times / 4.0) + JITTER * torch.eye(n_times, dtype=torch.float64)

@@ -17,7 +17,6 @@ import torch
 
 from training import layout
 
-
 Y_CHUNK_ELEMENTS = 1 << 24  # Y cells read at a time (64 MB of float32)
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import torch
 
-
 CHUNK = 1 << 18  # elements per update chunk: the four 1 MB streams (param, grad, two moments) stay in cache
 
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from training import data as data_module, layout
+from training import data as data_module
+from training import layout
 from training.data import InputError, load_slice, standardise
 from training.train import resolve_slice
 

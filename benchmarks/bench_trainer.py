@@ -1,15 +1,24 @@
-"""Trainer speed and memory, as ratios measured in one run.
+"""Trainer speed and memory at the seed shape, as ratios measured in one run.
 
-Speed (N=2,000, D=100, T=52, K=20, same threads): one epoch = loss + backward + Adam step for
-  * reference: the direct formulation (N x D x T pi and masks, GP prior looped over signatures
-    and patients with cholesky_solve, as the public reference trainer) + torch.optim.Adam;
-  * plain vectorised: the same data term, the prior batched into one cholesky_solve;
-  * fused: training.model (what the job runs) + training.optim.Adam.
-Accuracy: the float32 loss of each against a float64 evaluation of the reference formulation.
-Memory (N=10,000, D=348, T=52, K=20): the real job as a subprocess, its peak RSS (VmHWM).
+Shape: N=10,000 patients, D=348 diseases, T=52 times, K=20 signatures, 10 PRS, age 79 (the
+seed's sweep; 79 touches every time up to the age), ``--threads`` threads (default 2).
 
-    .venv/bin/python benchmarks/bench_trainer.py            # ~1.5 minutes on 2 cores
-    .venv/bin/python benchmarks/bench_trainer.py --skip-memory --baseline-epochs 2
+* Speed: one epoch = loss + gradient + Adam step, in this process, for
+    - reference: ``training.reference`` (the published formulation: N x D x T pi and masks, the
+      GP prior looped over signatures and patients with cholesky_solve) + torch.optim.Adam,
+      timed on ``--reference-epochs`` (~67 s and ~12 GB each on 2 cores);
+    - fused: ``training.model.loss_and_grad`` + ``training.optim.Adam``, what the job runs,
+      timed on ``--epochs`` after two warm-up epochs (median, and the fastest epoch).
+  On a shared machine, read the load averages in the JSON: two-thread epochs stall whenever
+  another process holds a core.
+  Both start from the same parameters; their epoch-0 losses are compared (float32 both).
+* Accuracy: at N=2,000, D=100, the float32 loss of each against a float64 evaluation of the
+  reference formulation (the float64 reference does not fit in memory at the seed shape).
+* Job: the real ``python -m training.train`` as a subprocess for ``--job-epochs`` (default 200,
+  measured, not extrapolated): its peak RSS (VmHWM), seconds per training epoch, wall time.
+
+    .venv/bin/python benchmarks/bench_trainer.py                 # ~4 minutes on 2 quiet cores
+    .venv/bin/python benchmarks/bench_trainer.py --skip-memory --baseline-epochs 1 --epochs 5
 """
 
 from __future__ import annotations
@@ -31,108 +40,105 @@ import torch  # noqa: E402
 
 from training import layout  # noqa: E402
 from training.data import load_slice  # noqa: E402
-from training.kernels import lambda_kernel  # noqa: E402
-from training.model import HEALTHY_MEAN, PI_MAX, PI_MIN, PRIOR_WEIGHT, build_problem, initial_parameters, total_loss  # noqa: E402
+from training.model import build_problem, initial_parameters, loss_and_grad, total_loss  # noqa: E402
 from training.optim import Adam  # noqa: E402
 from training.reference import reference_loss  # noqa: E402
 from training.synth import generate  # noqa: E402
 
-SPEED_SIZE = {"patients": 2000, "diseases": 100, "times": 52, "signatures": 20, "prs": 10}
-MEMORY_SIZE = {"patients": 10_000, "diseases": 348, "times": 52, "signatures": 20, "prs": 10}
+SEED_SIZE = {"patients": 10_000, "diseases": 348, "times": 52, "signatures": 20, "prs": 10}
+ACCURACY_SIZE = {"patients": 2000, "diseases": 100, "times": 52, "signatures": 20, "prs": 10}
 
 
-def plain_vectorised_loss(lam, gamma, kappa, phi, g, refs, exit_time, y):
-    """What a straightforward vectorisation gives: autograd over full N x D x T tensors, the
-    prior as one batched cholesky_solve."""
-    n, k_total, n_times = lam.shape
-    pi = torch.clamp(kappa * torch.einsum("nkt,kdt->ndt", torch.softmax(lam, dim=1), torch.sigmoid(phi)), PI_MIN, PI_MAX)
-    grid = torch.arange(n_times).reshape(1, 1, -1)
-    before = (grid < exit_time.unsqueeze(-1)).float()
-    at = (grid == exit_time.unsqueeze(-1)).float()
-    data = -(torch.sum(torch.log(1 - pi) * before) + torch.sum(torch.log(pi) * at * y) + torch.sum(torch.log(1 - pi) * at * (1 - y))) / n
-    mean = torch.cat([refs[None, :] + g @ gamma[:, : k_total - 1], torch.full((n, 1), HEALTHY_MEAN)], dim=1)
-    dev = (lam - mean[:, :, None]).reshape(-1, n_times).T
-    chol = torch.linalg.cholesky(lambda_kernel(n_times).float())
-    prior = 0.5 * torch.sum(dev * torch.cholesky_solve(dev, chol)) / n
-    return data + PRIOR_WEIGHT * prior
-
-
-def _time_epochs(step, epochs: int) -> list[float]:
-    seconds = []
+def _timed(step, epochs: int) -> tuple[list[float], list[float]]:
+    """Seconds and losses of ``epochs`` calls of ``step``."""
+    seconds, losses = [], []
     for _ in range(epochs):
         started = time.perf_counter()
-        step()
+        losses.append(step())
         seconds.append(time.perf_counter() - started)
-    return seconds
+    return seconds, losses
 
 
-def speed(inputs: Path, age: int, epochs: int, baseline_epochs: int) -> dict:
-    data = load_slice(inputs, 0, SPEED_SIZE["patients"], age, layout.ENROLLMENT_MODEL_FILE)
-    y = torch.load(inputs / layout.Y_FILE)[: SPEED_SIZE["patients"]].float()
+def _setup(inputs: Path, patients: int, age: int):
+    data = load_slice(inputs, 0, patients, age, layout.ENROLLMENT_MODEL_FILE)
+    y = torch.load(inputs / layout.Y_FILE, mmap=True)[:patients].float()
     problem = build_problem(data.g, data.refs, data.exit_time_capped, data.y_at_capped_exit, data.phi)
     start = initial_parameters(data.g, data.refs, data.y_mean, data.psi, problem.n_times, seed=42)
-    fixed = (data.phi, data.g, data.refs, data.exit_time_capped, y)
+    return data, y, problem, start
 
-    def autograd_step(loss_fn):
-        params = [t.clone().requires_grad_(True) for t in (start["lambda_"], start["gamma"], start["kappa"])]
-        optimizer = torch.optim.Adam(params, lr=0.1)
 
-        def step():
-            optimizer.zero_grad()
-            loss_fn(*params, *fixed).backward()
-            optimizer.step()
-
-        return step
-
-    params = {name: t.clone().requires_grad_(True) for name, t in start.items()}
+def _time_fused(problem, start: dict, epochs: int) -> tuple[list[float], list[float]]:
+    """What the job runs per epoch; its state is freed on return, before the reference's ~12 GB."""
+    params = {name: t.clone().requires_grad_(True) for name, t in problem.to_working(start).items()}
     optimizer = Adam(params, lr=0.1)
 
-    def fused_step():
-        optimizer.zero_grad()
-        total_loss(problem, params).backward()
+    def fused_step() -> float:
+        loss = loss_and_grad(problem, params)
         optimizer.step()
+        return float(loss)
 
-    fused = _time_epochs(fused_step, epochs + 2)[2:]  # two warm-up epochs
-    plain = _time_epochs(autograd_step(plain_vectorised_loss), max(3, baseline_epochs))[1:]
-    reference = _time_epochs(autograd_step(reference_loss), baseline_epochs)
+    return _timed(fused_step, epochs)
 
-    with torch.no_grad():
-        p64 = [start[name].double() for name in ("lambda_", "gamma", "kappa")]
-        exact = reference_loss(*p64, data.phi.double(), data.g.double(), data.refs.double(), data.exit_time_capped, y.double()).item()
-        losses = {
-            "fused": total_loss(problem, {name: t.clone() for name, t in start.items()}).item(),
-            "plain_vectorised": plain_vectorised_loss(start["lambda_"], start["gamma"], start["kappa"], *fixed).item(),
-            "reference_float32": reference_loss(start["lambda_"], start["gamma"], start["kappa"], *fixed).item(),
-        }
-    per_epoch = {"reference": statistics.median(reference), "plain_vectorised": statistics.median(plain), "fused": statistics.median(fused)}
+
+def speed(inputs: Path, age: int, epochs: int, reference_epochs: int) -> dict:
+    data, y, problem, start = _setup(inputs, SEED_SIZE["patients"], age)
+    fused, fused_losses = _time_fused(problem, start, epochs + 2)
+
+    ref_params = [start[name].clone().requires_grad_(True) for name in ("lambda_", "gamma", "kappa")]
+    ref_optimizer = torch.optim.Adam(ref_params, lr=0.1)
+    fixed = (data.phi, data.g, data.refs, data.exit_time_capped, y)
+
+    def reference_step() -> float:
+        ref_optimizer.zero_grad()
+        loss = reference_loss(*ref_params, *fixed)
+        loss.backward()
+        ref_optimizer.step()
+        return float(loss.detach())
+
+    reference, reference_losses = _timed(reference_step, reference_epochs)
+    per_epoch = {"reference": statistics.median(reference), "fused": statistics.median(fused[2:])}
     return {
         "age": age,
         "t_used": problem.t_used,
         "seconds_per_epoch": per_epoch,
-        "speedup_vs_reference": {name: per_epoch["reference"] / value for name, value in per_epoch.items()},
-        "loss_float64": exact,
-        "relative_error_vs_float64": {name: abs(value - exact) / abs(exact) for name, value in losses.items()},
-        "epochs_timed": {"reference": len(reference), "plain_vectorised": len(plain), "fused": len(fused)},
+        "fused_fastest_epoch_s": min(fused[2:]),
+        "speedup_vs_reference": per_epoch["reference"] / per_epoch["fused"],
+        "epochs_timed": {"reference": len(reference), "fused": len(fused) - 2},
+        "epoch0_loss": {"reference": reference_losses[0], "fused": fused_losses[0]},
+        "epoch0_relative_difference": abs(fused_losses[0] - reference_losses[0]) / abs(reference_losses[0]),
     }
 
 
-def memory(workdir: Path, threads: int, epochs: int) -> dict:
-    inputs = generate(workdir / "big", seed=1, **MEMORY_SIZE)
-    out = workdir / "big_out"
+def accuracy(inputs: Path, age: int) -> dict:
+    data, y, problem, start = _setup(inputs, ACCURACY_SIZE["patients"], age)
+    with torch.no_grad():
+        p64 = [start[name].double() for name in ("lambda_", "gamma", "kappa")]
+        exact = reference_loss(*p64, data.phi.double(), data.g.double(), data.refs.double(), data.exit_time_capped, y.double()).item()
+        losses = {
+            "fused": total_loss(problem, problem.to_working(start)).item(),
+            "reference_float32": reference_loss(
+                start["lambda_"], start["gamma"], start["kappa"], data.phi, data.g, data.refs, data.exit_time_capped, y
+            ).item(),
+        }
+    return {"age": age, "loss_float64": exact, "relative_error_vs_float64": {k: abs(v - exact) / abs(exact) for k, v in losses.items()}}
+
+
+def job(inputs: Path, workdir: Path, threads: int, epochs: int) -> dict:
+    out = workdir / "job_out"
     command = [
-        sys.executable, "-m", "training.train", "--start_index", "0", "--end_index", str(MEMORY_SIZE["patients"]),
+        sys.executable, "-m", "training.train", "--start_index", "0", "--end_index", str(SEED_SIZE["patients"]),
         "--base_data_path", str(inputs), "--output_dir", str(out), "--age", "79", "--epochs", str(epochs),
-        "--log_every", "1", "--run_id", "bench",
+        "--log_every", "10", "--run_id", "bench",
     ]
     started = time.perf_counter()
     subprocess.run(command, cwd=REPO, check=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     wall = time.perf_counter() - started
     metrics = json.loads(next(out.rglob("metrics_*.json")).read_text())
     return {
-        "size": MEMORY_SIZE,
         "epochs": epochs,
         "peak_rss_mb_job": metrics["peak_rss_mb"],
         "train_seconds_per_epoch": metrics["train_time_s"] / epochs,
+        "train_time_s": metrics["train_time_s"],
         "job_wall_s": round(wall, 1),
     }
 
@@ -140,36 +146,44 @@ def memory(workdir: Path, threads: int, epochs: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--ages", type=int, nargs="+", default=[79, 55], help="79 touches all times; 55 about half")
-    parser.add_argument("--epochs", type=int, default=20, help="timed fused epochs")
-    parser.add_argument("--baseline-epochs", type=int, default=3, help="timed reference epochs (~8 s each)")
-    parser.add_argument("--memory-epochs", type=int, default=5)
-    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--ages", type=int, nargs="+", default=[79], help="ages timed at the seed shape")
+    parser.add_argument("--epochs", type=int, default=20, help="timed fused epochs (after two warm-up epochs)")
+    parser.add_argument("--reference-epochs", "--baseline-epochs", type=int, default=1, help="timed reference epochs (~67 s each)")
+    parser.add_argument("--job-epochs", "--memory-epochs", type=int, default=200, help="epochs of the real job")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the real job (peak RSS, 200-epoch wall time)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    results: dict = {"threads": args.threads, "torch": torch.__version__, "speed_size": SPEED_SIZE, "speed": []}
+    results: dict = {
+        "threads": args.threads, "torch": torch.__version__, "seed_size": SEED_SIZE,
+        "load_average_at_start": os.getloadavg(), "speed": [],
+    }
     with tempfile.TemporaryDirectory(prefix="bench_trainer_") as tmp:
-        inputs = generate(Path(tmp) / "speed", seed=1, **SPEED_SIZE)
+        seed_inputs = generate(Path(tmp) / "seed", seed=1, **SEED_SIZE)
         for age in args.ages:
-            result = speed(inputs, age, args.epochs, args.baseline_epochs)
+            result = speed(seed_inputs, age, args.epochs, args.reference_epochs)
             results["speed"].append(result)
-            s, x, e = result["seconds_per_epoch"], result["speedup_vs_reference"], result["relative_error_vs_float64"]
+            s = result["seconds_per_epoch"]
             print(
-                f"age {age} (t_used {result['t_used']}): reference {s['reference']:.3f} s/epoch, "
-                f"plain vectorised {s['plain_vectorised']:.3f} s ({x['plain_vectorised']:.1f}x), "
-                f"fused {s['fused']:.4f} s ({x['fused']:.1f}x); loss rel. error vs float64: "
-                f"fused {e['fused']:.1e}, plain {e['plain_vectorised']:.1e}, reference f32 {e['reference_float32']:.1e}",
+                f"N=10,000 D=348 T=52 K=20 age {age} (t_used {result['t_used']}), {args.threads} threads: reference "
+                f"{s['reference']:.2f} s/epoch, fused {s['fused']:.3f} s/epoch (median; fastest {result['fused_fastest_epoch_s']:.3f}): "
+                f"{result['speedup_vs_reference']:.0f}x; "
+                f"epoch-0 loss relative difference {result['epoch0_relative_difference']:.1e}",
                 flush=True,
             )
+        results["accuracy"] = accuracy(generate(Path(tmp) / "accuracy", seed=1, **ACCURACY_SIZE), 79)
+        e = results["accuracy"]["relative_error_vs_float64"]
+        print(f"N=2,000 D=100 age 79: loss relative error vs float64: fused {e['fused']:.1e}, reference float32 {e['reference_float32']:.1e}")
         if not args.skip_memory:
-            results["memory"] = memory(Path(tmp), args.threads, args.memory_epochs)
-            m = results["memory"]
+            results["job"] = job(seed_inputs, Path(tmp), args.threads, args.job_epochs)
+            m = results["job"]
             print(
-                f"N=10,000 D=348 K=20 age 79: peak RSS {m['peak_rss_mb_job']:.0f} MB, "
-                f"{m['train_seconds_per_epoch']:.2f} s/epoch on {args.threads} threads",
+                f"job at N=10,000 D=348 K=20 age 79, {m['epochs']} epochs on {args.threads} threads: peak RSS "
+                f"{m['peak_rss_mb_job']:.0f} MB, {m['train_seconds_per_epoch']:.3f} s/epoch, training {m['train_time_s']:.1f} s, "
+                f"wall {m['job_wall_s']:.1f} s",
                 flush=True,
             )
+    results["load_average_at_end"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

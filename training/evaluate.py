@@ -57,12 +57,11 @@ def concordance_per_disease(
     return scores, event.sum(dim=0)
 
 
-def heldout_c_index(pi: torch.Tensor, exit_time: torch.Tensor, y_at_exit: torch.Tensor, age: int, age_offset: int) -> dict:
-    """Mean per-disease C of pi at the age for onsets after it; ``None`` when no disease has
-    ``MIN_EVENTS`` onsets after the age."""
-    cap = age - age_offset
+def heldout_c_index(pi_at_age: torch.Tensor, exit_time: torch.Tensor, y_at_exit: torch.Tensor, cap: int) -> dict:
+    """Mean per-disease C of pi [N, D] at time index ``cap`` (the age) for onsets after it;
+    ``None`` when no disease has ``MIN_EVENTS`` onsets after the age."""
     eligible = exit_time > cap
-    scores, events = concordance_per_disease(pi[:, :, cap].double(), exit_time, y_at_exit, eligible)
+    scores, events = concordance_per_disease(pi_at_age.double(), exit_time, y_at_exit, eligible)
     used = (events >= MIN_EVENTS) & ~torch.isnan(scores)
     return {
         "heldout_c_index": float(scores[used].mean()) if used.any() else None,

@@ -14,6 +14,7 @@ COVARIATES_FILE = "baselinagefamh.csv"
 ENROLLMENT_MODEL_FILE = "enrollment_model_W0.0001_fulldata_sexspecific.pt"
 
 INPUT_FILES = (Y_FILE, E_FILE, G_FILE, ESSENTIALS_FILE, REFERENCES_FILE, COVARIATES_FILE)
+SYNTH_TRUTH_FILE = "synthetic_truth.pt"  # optional: the generating parameters (training.synth writes it)
 
 AGE_MIN, AGE_MAX = 40, 79
 AGE_OFFSET = 30  # time index t = age - 30

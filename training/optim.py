@@ -1,12 +1,17 @@
 """Adam, step for step the arithmetic of ``torch.optim.Adam`` (defaults, single-tensor path).
 
 Why not torch.optim: constructing any torch.optim optimizer imports torch._dynamo, ~1.6 s of a
-local-mode job that trains in under one. The tests hold this bit-identical to torch.optim.Adam.
+local-mode job that trains in under one. And the update here runs in cache-sized chunks into one
+reused buffer: torch.optim's allocates two lambda-sized temporaries per step (~22,000 page faults
+at N = 10,000) and streams the whole state through memory seven times. Each operation is
+elementwise, so chunking changes no value: the tests hold this bit-identical to torch.optim.Adam.
 """
 
 from __future__ import annotations
 
 import torch
+
+CHUNK = 1 << 18  # elements per update chunk: the four 1 MB streams (param, grad, two moments) stay in cache
 
 
 class Adam:
@@ -34,11 +39,14 @@ class Adam:
             grad = param.grad
             if grad is None:
                 continue
-            exp_avg, exp_avg_sq = self.exp_avg[name], self.exp_avg_sq[name]
-            exp_avg.lerp_(grad, 1 - beta1)
-            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
-            param.addcdiv_(exp_avg, denom, value=-step_size)
+            flat = [t.view(-1) for t in (param, grad.contiguous(), self.exp_avg[name], self.exp_avg_sq[name])]
+            denom_buffer = param.new_empty(min(CHUNK, param.numel()))
+            for i in range(0, param.numel(), CHUNK):
+                p, g, exp_avg, exp_avg_sq = (t[i : i + CHUNK] for t in flat)
+                exp_avg.lerp_(g, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                denom = torch.sqrt(exp_avg_sq, out=denom_buffer[: p.numel()]).div_(bias_correction2_sqrt).add_(self.eps)
+                p.addcdiv_(exp_avg, denom, value=-step_size)
 
     def state_dict(self) -> dict:
         return {

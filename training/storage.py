@@ -62,20 +62,23 @@ def _client():
     return boto3.client("s3")
 
 
-def fetch_inputs(uri: str, names: list[str], cache_root: Path) -> Path:
-    """Downloads ``names`` under an ``s3://`` prefix into a cache folder named after the prefix;
-    files already there with the object's size are reused, so retries and other ages skip it."""
+def fetch_inputs(uri: str, names: list[str], cache_root: Path, optional: tuple[str, ...] = ()) -> Path:
+    """Downloads ``names`` (and those of ``optional`` that exist) under an ``s3://`` prefix into a
+    cache folder named after the prefix; files already there with the object's size are reused,
+    so retries and other ages skip it."""
     from botocore.exceptions import ClientError
 
     bucket, prefix = split_s3(uri if uri.endswith("/") else uri + "/")
     folder = Path(cache_root) / hashlib.sha256(uri.encode()).hexdigest()[:16]
     folder.mkdir(parents=True, exist_ok=True)
     client = _client()
-    for name in names:
+    for name in [*names, *optional]:
         key = prefix + name
         try:
             size = client.head_object(Bucket=bucket, Key=key)["ContentLength"]
         except ClientError as error:
+            if name in optional:
+                continue
             raise InputError(f"missing input object s3://{bucket}/{key} ({error.response['Error'].get('Code')})") from None
         target = folder / name
         if target.is_file() and target.stat().st_size == size:

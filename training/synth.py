@@ -3,7 +3,8 @@
 Each patient has smooth signature loadings driven by genetics (PRS + sex) and a GP; a disease's
 hazard is the loading-weighted mix of its signatures' hazards, so onsets cluster by signature and
 the trainer has something real to learn: its loss falls and its future-onset ranking beats
-chance. The pretrained ``phi``/``psi`` in the enrollment model are the generating ones plus noise.
+chance. The pretrained ``phi``/``psi`` in the enrollment model are the generating ones plus noise;
+the generating lambda, phi and psi are written to ``synthetic_truth.pt`` beside the inputs.
 
 Demo size (local mode, ~1 s of training per age): the defaults below.
 """
@@ -73,6 +74,7 @@ def generate(
 
     y = torch.zeros(n, d_count, t_count, dtype=torch.float32)
     e = torch.empty(n, d_count, dtype=torch.long)
+    lam_true = torch.empty(n, k_count + 1, t_count)
     sig_phi = torch.sigmoid(phi_true)  # [K+1, D, T]
     t_grid = torch.arange(t_count)
     for lo in range(0, n, PATIENT_CHUNK):  # chunks bound memory; the work inside is vectorised
@@ -80,7 +82,8 @@ def generate(
         lam = refs[None, :, None] + (g_sex[lo:hi] @ gamma_true)[:, :, None]
         lam = lam + _smooth_noise(gen, (hi - lo, k_count), t_count, 1.0)
         healthy = torch.full((hi - lo, 1, t_count), -5.0)
-        theta = torch.softmax(torch.cat([lam, healthy], dim=1), dim=1)  # [n, K+1, T]
+        lam_true[lo:hi] = torch.cat([lam, healthy], dim=1)
+        theta = torch.softmax(lam_true[lo:hi], dim=1)  # [n, K+1, T]
         hazard = torch.einsum("nkt,kdt->ndt", theta, sig_phi)
         hit = torch.rand(hi - lo, d_count, t_count, generator=gen) < hazard
         hit &= t_grid[None, None, :] <= censor[lo:hi, None, None]
@@ -110,6 +113,8 @@ def generate(
         {"model_state_dict": {"phi": phi_pretrained, "psi": psi_pretrained}},
         out / layout.ENROLLMENT_MODEL_FILE,
     )
+    # what the trainer should recover (it reports how well: metrics "recovery")
+    torch.save({"lambda_": lam_true, "phi": phi_true, "psi": psi}, out / layout.SYNTH_TRUTH_FILE)
     with open(out / layout.COVARIATES_FILE, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["eid", "sex", "enrollment_age"])

@@ -26,8 +26,9 @@ import torch
 
 from training import layout
 from training.data import InputError, SliceData, load_slice
+from training.diagnostics import divergence, recovery
 from training.evaluate import heldout_c_index
-from training.model import build_problem, initial_parameters, predict_pi, total_loss
+from training.model import build_problem, gp_prior, initial_parameters, loss_and_grad, predict_pi, total_loss
 from training.optim import Adam
 from training.storage import fetch_inputs, put_json, save_tensor_file, save_text, split_s3
 
@@ -204,6 +205,23 @@ def _peak_memory_mb(device: torch.device) -> dict:
     return peak
 
 
+def _pi_at(phi: torch.Tensor, lam: torch.Tensor, kappa: torch.Tensor, t: int) -> torch.Tensor:
+    """pi [N, D] at time index t alone (the held-out C needs no more), on the CPU."""
+    return predict_pi(phi[:, :, t : t + 1], lam[:, :, t : t + 1], kappa)[:, :, 0].cpu()
+
+
+def _recovery(base: Path, start: int, stop: int, fitted_lambda: torch.Tensor, cap: int) -> dict | None:
+    """How well the fit recovers the generating theta, when the inputs are synthetic and say so."""
+    path = base / layout.SYNTH_TRUTH_FILE
+    if not path.is_file():
+        return None
+    true_lambda = torch.load(path, map_location="cpu", weights_only=True, mmap=True)["lambda_"]
+    if true_lambda.shape[1:] != fitted_lambda.shape[1:] or true_lambda.shape[0] < stop:
+        print(f"ignoring {path.name}: lambda {list(true_lambda.shape)} does not match the inputs", flush=True)
+        return None
+    return recovery(fitted_lambda, true_lambda[start:stop], cap)
+
+
 def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None) -> int:
     """The job. ``on_epoch(done)`` is called after every epoch (tests use it to send signals)."""
     started = time.perf_counter()
@@ -227,7 +245,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
 
     base = args.base_data_path
     if base.startswith("s3://"):
-        base = fetch_inputs(base, [*layout.INPUT_FILES, args.enrollment_model], args.cache_dir)
+        base = fetch_inputs(base, [*layout.INPUT_FILES, args.enrollment_model], args.cache_dir, optional=(layout.SYNTH_TRUTH_FILE,))
     data = load_slice(Path(base), start, end, age, args.enrollment_model)
     device = _pick_device(args.device)
     problem = build_problem(data.g, data.refs, data.exit_time_capped, data.y_at_capped_exit, data.phi, device)
@@ -241,35 +259,44 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
     checkpoint_path = out / layout.checkpoint_name(start, end)
     fingerprint = _fingerprint(args, data, start, end)
     checkpoint = _load_checkpoint(checkpoint_path, fingerprint, args.epochs)
-    initial = checkpoint["params"] if checkpoint else initial_parameters(
-        data.g, data.refs, data.y_mean, data.psi, problem.n_times, args.seed
+    seeded = initial_parameters(data.g, data.refs, data.y_mean, data.psi, problem.n_times, args.seed)
+    cap = age - layout.AGE_OFFSET
+    initial_discrimination = heldout_c_index(
+        _pi_at(data.phi, seeded["lambda_"], seeded["kappa"], cap), data.exit_time, data.y_at_exit, cap
     )
-    params = {name: tensor.to(device).requires_grad_(True) for name, tensor in initial.items()}
+    initial = checkpoint["params"] if checkpoint else seeded
+    del seeded
+    # trained in the problem's working layout; checkpoints and outputs hold the standard one
+    params = {name: tensor.to(device).requires_grad_(True) for name, tensor in problem.to_working(initial).items()}
     optimizer = Adam(params, lr=args.learning_rate)
-    done, history = 0, []
+    done, history, epoch_losses = 0, [], []
     if checkpoint:
-        optimizer.load_state_dict(checkpoint["optimizer"])
+        saved = checkpoint["optimizer"]
+        optimizer.load_state_dict({
+            "step": saved["step"], "exp_avg": problem.to_working(saved["exp_avg"]), "exp_avg_sq": problem.to_working(saved["exp_avg_sq"]),
+        })
         done, history = int(checkpoint["epoch"]), [list(entry) for entry in checkpoint["loss_history"]]
+        epoch_losses = list(checkpoint.get("epoch_losses", []))
         print(f"resuming from epoch {done} ({checkpoint_path.name})", flush=True)
     resumed_from = done if checkpoint else None
 
     def checkpoint_now() -> None:
+        state = optimizer.state_dict()
         _save_checkpoint(checkpoint_path, {
-            "epoch": done, "fingerprint": fingerprint, "loss_history": history,
-            "params": {name: p.detach().cpu() for name, p in params.items()},
-            "optimizer": optimizer.state_dict(),
+            "epoch": done, "fingerprint": fingerprint, "loss_history": history, "epoch_losses": epoch_losses,
+            "params": {name: p.cpu() for name, p in problem.to_standard({n: p.detach() for n, p in params.items()}).items()},
+            "optimizer": {**state, "exp_avg": problem.to_standard(state["exp_avg"]), "exp_avg_sq": problem.to_standard(state["exp_avg_sq"])},
         })
 
     train_started = time.perf_counter()
     first_epoch = done
     with StopSignal() as stop:
         while done < args.epochs:
-            loss = total_loss(problem, params)
-            optimizer.zero_grad()
-            loss.backward()
+            loss = loss_and_grad(problem, params)
             optimizer.step()
+            epoch_losses.append(float(loss))
             if args.log_every and done % args.log_every == 0:
-                history.append([done, float(loss.detach())])
+                history.append([done, epoch_losses[-1]])
                 per_epoch = (time.perf_counter() - train_started) / (done + 1 - first_epoch)
                 print(f"epoch {done}/{args.epochs} loss {history[-1][1]:.6f} ({per_epoch:.3f} s/epoch)", flush=True)
             done += 1
@@ -284,15 +311,23 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         if checkpoint is None or done != int(checkpoint["epoch"]):
             checkpoint_now()  # a failure while writing outputs resumes here, not from scratch
     train_seconds = time.perf_counter() - train_started
+    optimizer = None  # its state and the gradients (3 x lambda) are not needed for the outputs
+    for p in params.values():
+        p.grad = None
 
     with torch.no_grad():
         final_loss = float(total_loss(problem, params))
-        pi = predict_pi(data.phi, params["lambda_"].detach(), params["kappa"].detach()).cpu()
+        prior = problem.prior_weight * float(gp_prior(problem, params["lambda_"], params["gamma"]))
+        standard = problem.to_standard({name: p.detach() for name, p in params.items()})
+        discrimination = heldout_c_index(
+            _pi_at(data.phi, standard["lambda_"], standard["kappa"], cap), data.exit_time, data.y_at_exit, cap
+        )
+        state = {name: p.cpu() for name, p in standard.items()}
+        fit = _recovery(Path(base), start, data.stop, state["lambda_"], cap)
+        pi = predict_pi(data.phi, standard["lambda_"], standard["kappa"]).cpu()  # last: the one N x D x T tensor
     if not history or history[-1][0] != done:
         history.append([done, final_loss])
-    discrimination = heldout_c_index(pi, data.exit_time, data.y_at_exit, age, layout.AGE_OFFSET)
 
-    state = {name: p.detach().cpu() for name, p in params.items()}
     save_tensor_file(pi, out / layout.pi_name(age, start, end))
     save_tensor_file(
         {
@@ -312,6 +347,11 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         "run_id": args.run_id, "age": age, "start_index": start, "end_index": end,
         "n_patients": data.n_patients, "epochs": args.epochs, "final_loss": final_loss,
         "loss_history": history, **discrimination,
+        "heldout_c_index_initial": initial_discrimination["heldout_c_index"],
+        "loss_per_cell": (final_loss - prior) * problem.n_patients / problem.observed_cells,
+        "observed_cells": problem.observed_cells,
+        "divergence": divergence([*epoch_losses, final_loss]),
+        "recovery": fit,
         "wall_time_s": round(time.perf_counter() - started, 3), "train_time_s": round(train_seconds, 3),
         **_peak_memory_mb(device), "device": device.type, "threads": torch.get_num_threads(),
         "resumed_from_epoch": resumed_from, "lineage": lineage(args, args.run_id),

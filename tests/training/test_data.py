@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from training import data as data_module
 from training import layout
 from training.data import InputError, load_slice, standardise
 from training.train import resolve_slice
@@ -115,3 +116,31 @@ def test_a_file_that_is_not_a_tensor_file_is_bad_input(tiny_inputs, tmp_path):
     (base / layout.Y_FILE).write_bytes(b"not a torch file")
     with pytest.raises(InputError, match="cannot read"):
         _load(base)
+
+
+@pytest.mark.parametrize("form", ["zip", "numpy", "legacy"])
+def test_y_is_reduced_chunk_by_chunk_from_any_file_form(tiny_inputs, tmp_path, monkeypatch, form):
+    """Y is read a few rows at a time (mapped afresh per chunk when it can be); the result is
+    that of reading it whole, whatever form the file has."""
+    monkeypatch.setattr(data_module, "Y_CHUNK_ELEMENTS", 7 * 6 * 52)  # 7 rows a chunk: 6 chunks for 40 rows
+    base = _copy(tiny_inputs, tmp_path / "in")
+    y = torch.load(base / layout.Y_FILE)
+    if form == "numpy":
+        torch.save(y.numpy(), base / layout.Y_FILE)
+    elif form == "legacy":
+        torch.save(y, base / layout.Y_FILE, _use_new_zipfile_serialization=False)
+    data = _load(base, 10, 50, age=55)
+    rows, e = y[10:50], torch.load(base / layout.E_FILE)[10:50]
+    assert torch.equal(data.y_at_exit, rows.gather(2, e[:, :, None])[:, :, 0].bool())
+    assert torch.equal(data.y_at_capped_exit, rows.gather(2, e.clamp(max=25)[:, :, None])[:, :, 0].bool())
+    torch.testing.assert_close(data.y_mean, rows.mean(dim=2), rtol=0, atol=1e-7)
+
+
+def test_a_value_other_than_0_or_1_in_the_last_chunk_is_bad_input(tiny_inputs, tmp_path, monkeypatch):
+    monkeypatch.setattr(data_module, "Y_CHUNK_ELEMENTS", 7 * 6 * 52)
+    base = _copy(tiny_inputs, tmp_path / "in")
+    y = torch.load(base / layout.Y_FILE)
+    y[49, 2, 40] = 2.0
+    torch.save(y, base / layout.Y_FILE)
+    with pytest.raises(InputError, match="values must be 0/1"):
+        _load(base, 10, 50)

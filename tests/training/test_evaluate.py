@@ -38,5 +38,5 @@ def test_heldout_uses_only_onsets_after_the_age():
     cap = age - 30
     exit_time = torch.full((n, d), cap - 5)  # everyone exits before the age: nothing held out
     pi = torch.rand(n, d, t)
-    result = heldout_c_index(pi, exit_time, torch.ones(n, d, dtype=torch.bool), age, 30)
+    result = heldout_c_index(pi[:, :, cap], exit_time, torch.ones(n, d, dtype=torch.bool), cap)
     assert result == {"heldout_c_index": None, "heldout_diseases": 0, "heldout_events": 0}

@@ -16,6 +16,9 @@ import torch
 from moto import mock_aws
 
 from training import layout
+from training.data import load_slice
+from training.diagnostics import recovery
+from training.reference import reference_loss
 from training.train import main, parse_args, run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,6 +69,37 @@ def test_outputs_and_metrics(tiny_inputs, tmp_path, monkeypatch, capsys):
     assert "epoch 9/12" in capsys.readouterr().out
 
 
+def test_trust_metrics(tiny_inputs, tmp_path):
+    """Issue 15: C at initialisation, loss per observed cell, divergence, recovery."""
+    assert main(_args(tiny_inputs, tmp_path, epochs=30)) == 0
+    files = _outputs(tmp_path, 55, 0, 60)
+    metrics = json.loads(files["metrics"].read_text())
+    assert 0.0 <= metrics["heldout_c_index_initial"] <= 1.0
+    assert metrics["heldout_c_index_initial"] != metrics["heldout_c_index"]
+    assert metrics["divergence"] == {"suspect": False, "reasons": []}
+    # loss per cell: the reference's negative log-likelihood of the saved fit, over sum(E_a + 1)
+    data = load_slice(tiny_inputs, 0, 60, 55, layout.ENROLLMENT_MODEL_FILE)
+    state = torch.load(files["model"])["model_state_dict"]
+    y = torch.load(tiny_inputs / layout.Y_FILE)[:60]
+    nll = reference_loss(
+        state["lambda_"].double(), state["gamma"].double(), state["kappa"].double(), data.phi.double(), data.g.double(),
+        data.refs.double(), data.exit_time_capped, y.double(), prior_weight=0.0,
+    ).item() * 60
+    cells = int((data.exit_time_capped + 1).sum())
+    assert metrics["observed_cells"] == cells
+    assert metrics["loss_per_cell"] == pytest.approx(nll / cells, rel=1e-5)
+    # the tiny inputs are synthetic: the generating theta is known
+    truth = torch.load(tiny_inputs / layout.SYNTH_TRUTH_FILE)["lambda_"][:60]
+    assert metrics["recovery"] == recovery(state["lambda_"], truth, 55 - 30)
+    assert metrics["recovery"]["theta_pearson"] > 0.5
+
+
+def test_a_diverging_run_is_flagged(tiny_inputs, tmp_path):
+    assert main(_args(tiny_inputs, tmp_path, "--learning_rate", "1.0", epochs=30)) == 0
+    metrics = json.loads(_outputs(tmp_path, 55, 0, 60)["metrics"].read_text())
+    assert metrics["divergence"]["suspect"] and metrics["divergence"]["reasons"], metrics["loss_history"]
+
+
 def test_rerun_with_success_marker_skips_and_keeps_files(tiny_inputs, tmp_path, capsys):
     assert main(_args(tiny_inputs, tmp_path)) == 0
     files = _outputs(tmp_path, 55, 0, 60)
@@ -95,7 +129,9 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny_inputs, tmp_path):
     assert all(torch.equal(ours[name], theirs[name]) for name in ("lambda_", "gamma", "kappa"))
     metrics = json.loads(files["metrics"].read_text())
     assert metrics["resumed_from_epoch"] == 5
-    assert metrics["loss_history"] == json.loads(expected["metrics"].read_text())["loss_history"]
+    straight_metrics = json.loads(expected["metrics"].read_text())
+    for field in ("loss_history", "final_loss", "heldout_c_index", "heldout_c_index_initial", "loss_per_cell", "divergence", "recovery"):
+        assert metrics[field] == straight_metrics[field], field
 
 
 def test_checkpoint_from_other_parameters_is_not_clobbered(tiny_inputs, tmp_path):

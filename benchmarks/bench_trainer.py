@@ -173,7 +173,10 @@ def main() -> int:
             )
         results["accuracy"] = accuracy(generate(Path(tmp) / "accuracy", seed=1, **ACCURACY_SIZE), 79)
         e = results["accuracy"]["relative_error_vs_float64"]
-        print(f"N=2,000 D=100 age 79: loss relative error vs float64: fused {e['fused']:.1e}, reference float32 {e['reference_float32']:.1e}")
+        print(
+            f"N=2,000 D=100 age 79: loss relative error vs float64: fused {e['fused']:.1e}, "
+            f"reference float32 {e['reference_float32']:.1e}"
+        )
         if not args.skip_memory:
             results["job"] = job(seed_inputs, Path(tmp), args.threads, args.job_epochs)
             m = results["job"]

@@ -194,7 +194,10 @@ def initial_parameters(
 
     refs64 = refs.double() if refs.dim() == 2 else refs.double()[:, None]
     mean = torch.cat(
-        [refs64[None] + (g64 @ gamma[:, :k_count])[:, :, None], torch.full((g.shape[0], 1, refs64.shape[1]), HEALTHY_MEAN, dtype=torch.float64)],
+        [
+            refs64[None] + (g64 @ gamma[:, :k_count])[:, :, None],
+            torch.full((g.shape[0], 1, refs64.shape[1]), HEALTHY_MEAN, dtype=torch.float64),
+        ],
         dim=1,
     )
     noise_cov = 0.01 * rbf_kernel(n_times, n_times / 4.0) + JITTER * torch.eye(n_times, dtype=torch.float64)

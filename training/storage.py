@@ -11,13 +11,13 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from training.data import InputError
-
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

@@ -28,7 +28,8 @@ PATIENT_CHUNK = 2048  # bounds the generator's memory at any cohort size
 def _smooth_noise(gen: torch.Generator, shape: tuple[int, ...], times: int, amplitude: float) -> torch.Tensor:
     """Draws GP(0, amplitude^2 * RBF(T/4)) paths along the last axis."""
     chol = torch.linalg.cholesky(amplitude**2 * lambda_kernel(times)).float()
-    return torch.randn(*shape, times, generator=gen) @ chol.T
+    noise: torch.Tensor = torch.randn(*shape, times, generator=gen) @ chol.T
+    return noise
 
 
 def generate(
@@ -119,7 +120,7 @@ def generate(
         writer = csv.writer(handle)
         writer.writerow(["eid", "sex", "enrollment_age"])
         ages = 40 + torch.randint(0, 30, (n,), generator=gen)
-        writer.writerows(zip(range(1_000_000, 1_000_000 + n), sex.int().tolist(), ages.tolist()))
+        writer.writerows(zip(range(1_000_000, 1_000_000 + n), sex.int().tolist(), ages.tolist(), strict=True))
     return out
 
 

@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -222,10 +222,8 @@ def _recovery(base: Path, start: int, stop: int, fitted_lambda: torch.Tensor, ca
     return recovery(fitted_lambda, true_lambda[start:stop], cap)
 
 
-def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None) -> int:
-    """The job. ``on_epoch(done)`` is called after every epoch (tests use it to send signals)."""
-    started = time.perf_counter()
-    start, end = resolve_slice(args.start_index, args.end_index, args.slice_size, os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX"))
+def _check_args(args: argparse.Namespace) -> None:
+    """Every argument problem before any input is read (InputError: exit 2, one line)."""
     if not layout.AGE_MIN <= args.age <= layout.AGE_MAX:
         raise InputError(f"age {args.age} is outside {layout.AGE_MIN}..{layout.AGE_MAX}")
     if str(args.output_dir).startswith("s3:"):
@@ -236,6 +234,61 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         raise InputError("--epochs must be >= 0 and --learning_rate > 0")
     if args.results_uri.lower() != "none":
         split_s3(args.results_uri)  # a malformed URI fails before training, not after
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process: what the job actually used, for right-sizing."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return round(usage.ru_utime + usage.ru_stime, 3)
+
+
+def _publish(args: argparse.Namespace, metrics: dict, metrics_path: Path, marker: Path) -> int:
+    """The metrics file, its upload to results_uri, then the success marker (last: a retry redoes the rest)."""
+    start, end, age = metrics["start_index"], metrics["end_index"], metrics["age"]
+    save_text(json.dumps(metrics, indent=2), metrics_path)
+    if args.results_uri.lower() != "none":
+        try:
+            uri = put_json(args.results_uri, lambda prefix: layout.metrics_key(prefix, age, start, end), metrics)
+        except Exception as error:  # noqa: BLE001 - any upload failure fails the job; a retry resumes
+            print(f"error: uploading metrics to {args.results_uri} failed: {error}", file=sys.stderr, flush=True)
+            return 1
+        print(f"metrics uploaded to {uri}", flush=True)
+    save_text(json.dumps({"metrics": metrics_path.name, "final_loss": metrics["final_loss"]}), marker)
+    return 0
+
+
+def _train(
+    args: argparse.Namespace,
+    epoch: Callable[[], float],
+    done: Callable[[], int],
+    checkpoint_now: Callable[[], None],
+    on_epoch: Callable[[int], None] | None,
+) -> int | None:
+    """Epochs until ``args.epochs``, checkpointing every ``checkpoint_every``; the signal number when
+    SIGTERM/SIGINT stopped it (after a checkpoint), else None."""
+    started, first = time.perf_counter(), done()
+    with StopSignal() as stop:
+        while done() < args.epochs:
+            at = done()
+            loss = epoch()
+            if args.log_every and at % args.log_every == 0:
+                per_epoch = (time.perf_counter() - started) / (at + 1 - first)
+                print(f"epoch {at}/{args.epochs} loss {loss:.6f} ({per_epoch:.3f} s/epoch)", flush=True)
+            if on_epoch:
+                on_epoch(done())
+            if stop.signum is not None:
+                checkpoint_now()
+                return int(stop.signum)
+            if args.checkpoint_every and done() % args.checkpoint_every == 0 and done() < args.epochs:
+                checkpoint_now()
+    return None
+
+
+def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None) -> int:
+    """The job. ``on_epoch(done)`` is called after every epoch (tests use it to send signals)."""
+    started = time.perf_counter()
+    start, end = resolve_slice(args.start_index, args.end_index, args.slice_size, os.environ.get("AWS_BATCH_JOB_ARRAY_INDEX"))
+    _check_args(args)
     age = args.age
     out = layout.job_dir(args.output_dir, args.run_id, age)
     marker = out / layout.success_name(start, end)
@@ -273,7 +326,9 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
     if checkpoint:
         saved = checkpoint["optimizer"]
         optimizer.load_state_dict({
-            "step": saved["step"], "exp_avg": problem.to_working(saved["exp_avg"]), "exp_avg_sq": problem.to_working(saved["exp_avg_sq"]),
+            "step": saved["step"],
+            "exp_avg": problem.to_working(saved["exp_avg"]),
+            "exp_avg_sq": problem.to_working(saved["exp_avg_sq"]),
         })
         done, history = int(checkpoint["epoch"]), [list(entry) for entry in checkpoint["loss_history"]]
         epoch_losses = list(checkpoint.get("epoch_losses", []))
@@ -285,31 +340,28 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         _save_checkpoint(checkpoint_path, {
             "epoch": done, "fingerprint": fingerprint, "loss_history": history, "epoch_losses": epoch_losses,
             "params": {name: p.cpu() for name, p in problem.to_standard({n: p.detach() for n, p in params.items()}).items()},
-            "optimizer": {**state, "exp_avg": problem.to_standard(state["exp_avg"]), "exp_avg_sq": problem.to_standard(state["exp_avg_sq"])},
+            "optimizer": {
+                **state, "exp_avg": problem.to_standard(state["exp_avg"]), "exp_avg_sq": problem.to_standard(state["exp_avg_sq"]),
+            },
         })
 
+    def epoch() -> float:
+        nonlocal done
+        loss = float(loss_and_grad(problem, params))
+        optimizer.step()
+        epoch_losses.append(loss)
+        if args.log_every and done % args.log_every == 0:
+            history.append([done, loss])
+        done += 1
+        return loss
+
     train_started = time.perf_counter()
-    first_epoch = done
-    with StopSignal() as stop:
-        while done < args.epochs:
-            loss = loss_and_grad(problem, params)
-            optimizer.step()
-            epoch_losses.append(float(loss))
-            if args.log_every and done % args.log_every == 0:
-                history.append([done, epoch_losses[-1]])
-                per_epoch = (time.perf_counter() - train_started) / (done + 1 - first_epoch)
-                print(f"epoch {done}/{args.epochs} loss {history[-1][1]:.6f} ({per_epoch:.3f} s/epoch)", flush=True)
-            done += 1
-            if on_epoch:
-                on_epoch(done)
-            if stop.signum is not None:
-                checkpoint_now()
-                print(f"stopped by signal {stop.signum} after epoch {done}; checkpoint {checkpoint_path}", flush=True)
-                return 128 + stop.signum
-            if args.checkpoint_every and done % args.checkpoint_every == 0 and done < args.epochs:
-                checkpoint_now()
-        if checkpoint is None or done != int(checkpoint["epoch"]):
-            checkpoint_now()  # a failure while writing outputs resumes here, not from scratch
+    signum = _train(args, epoch, lambda: done, checkpoint_now, on_epoch)
+    if signum is not None:
+        print(f"stopped by signal {signum} after epoch {done}; checkpoint {checkpoint_path}", flush=True)
+        return 128 + signum
+    if checkpoint is None or done != int(checkpoint["epoch"]):
+        checkpoint_now()  # a failure while writing outputs resumes here, not from scratch
     train_seconds = time.perf_counter() - train_started
     optimizer = None  # its state and the gradients (3 x lambda) are not needed for the outputs
     for p in params.values():
@@ -353,19 +405,12 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         "divergence": divergence([*epoch_losses, final_loss]),
         "recovery": fit,
         "wall_time_s": round(time.perf_counter() - started, 3), "train_time_s": round(train_seconds, 3),
+        "cpu_seconds": _cpu_seconds(),
         **_peak_memory_mb(device), "device": device.type, "threads": torch.get_num_threads(),
         "resumed_from_epoch": resumed_from, "lineage": lineage(args, args.run_id),
     }
-    metrics_path = out / layout.metrics_name(age, start, end)
-    save_text(json.dumps(metrics, indent=2), metrics_path)
-    if args.results_uri.lower() != "none":
-        try:
-            uri = put_json(args.results_uri, lambda prefix: layout.metrics_key(prefix, age, start, end), metrics)
-        except Exception as error:  # noqa: BLE001 - any upload failure fails the job; a retry resumes
-            print(f"error: uploading metrics to {args.results_uri} failed: {error}", file=sys.stderr, flush=True)
-            return 1
-        print(f"metrics uploaded to {uri}", flush=True)
-    save_text(json.dumps({"metrics": metrics_path.name, "final_loss": final_loss}), marker)
+    if _publish(args, metrics, out / layout.metrics_name(age, start, end), marker):
+        return 1
     c_text = "n/a" if discrimination["heldout_c_index"] is None else f"{discrimination['heldout_c_index']:.3f}"
     print(
         f"done: final loss {final_loss:.6f}, held-out C {c_text} over {discrimination['heldout_diseases']} diseases, "

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from training import layout
-from training.synth import generate, main as synth_main
+from training.synth import generate
+from training.synth import main as synth_main
 from training.train import main as train_main
 
 

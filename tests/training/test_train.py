@@ -63,6 +63,7 @@ def test_outputs_and_metrics(tiny_inputs, tmp_path, monkeypatch, capsys):
     assert [epoch for epoch, _ in metrics["loss_history"]] == [0, 3, 6, 9, 12]
     assert metrics["final_loss"] == metrics["loss_history"][-1][1]
     assert metrics["resumed_from_epoch"] is None and metrics["peak_rss_mb"] > 0
+    assert metrics["cpu_seconds"] > 0  # user + system time: what right-sizing compares with the vCPUs asked
     lineage = metrics["lineage"]
     assert (lineage["job_id"], lineage["attempt"], lineage["array_index"]) == ("job-123", 1, None)
     assert lineage["image"].endswith("agesweep:abc") and lineage["parameters"]["seed"] == 5
@@ -199,7 +200,9 @@ def test_s3_inputs_and_metrics_upload(tiny_inputs, tmp_path, monkeypatch):
     s3.create_bucket(Bucket="results", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     for path in tiny_inputs.iterdir():
         s3.upload_file(str(path), "inputs", f"cohort/{path.name}")
-    args = _args("s3://inputs/cohort", tmp_path / "out", "--results_uri", "s3://results/runs/r1/", "--cache_dir", str(tmp_path / "cache"), epochs=2)
+    args = _args(
+        "s3://inputs/cohort", tmp_path / "out", "--results_uri", "s3://results/runs/r1/", "--cache_dir", str(tmp_path / "cache"), epochs=2
+    )
     assert main(args) == 0
     body = s3.get_object(Bucket="results", Key="runs/r1/metrics/age_55/metrics_age_55_0_60.json")["Body"].read()
     local = _outputs(tmp_path / "out", 55, 0, 60)["metrics"]

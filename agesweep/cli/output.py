@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -65,6 +66,20 @@ def operator_errors() -> Iterator[None]:
     except (BotoCoreError, ClientError) as exc:  # a call outside operations' aws_errors(): same one line
         print_error(explain(exc))
         raise typer.Exit(ExitCode.INVALID) from None
+    except ValidationError as exc:  # a plan/summary of the stack that this CLI's contracts do not read
+        print_error(contract_mismatch(exc))
+        raise typer.Exit(ExitCode.INVALID) from None
+
+
+def contract_mismatch(exc: ValidationError) -> str:
+    """One line for a stack's plan or summary that does not parse into agesweep.contracts."""
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return (
+        f"the stack's {exc.title} does not match this agesweep's contracts: {where}: {first['msg']}{more} "
+        "— is the CLI the same version as the deployed stack (pip install the stack's revision)?"
+    )
 
 
 def fail_manifest(path: Path, exc: AgesweepError, as_json: bool) -> NoReturn:

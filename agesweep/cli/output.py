@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -129,6 +130,28 @@ def fmt_time(epoch: float | None) -> str:
 # ------------------------------------------------------------------------------------ tables
 def slice_counts(row: AgeProgress) -> str:
     return ", ".join(f"{s.lower()} {n}" for s, n in row.children.items()) if row.array_size else ""
+
+
+# The order in which rows give way when a live table is taller than the terminal: finished ones first.
+_KEEP_ORDER = {"FAILED": 0, "RUNNING": 1, "STARTING": 1, "RUNNABLE": 2, "PENDING": 2, "SUBMITTED": 2, "NOT SUBMITTED": 3, "SUCCEEDED": 4}
+
+
+def rows_that_fit(rows: list[AgeProgress], room: int) -> tuple[list[AgeProgress], str | None]:
+    """At most `room` lines' worth of rows (in age order) and a line that counts the rest by status.
+
+    A live display taller than the terminal is cut without a word; this keeps the failed and
+    running ages on screen and summarises the others instead.
+    """
+    if len(rows) <= room:
+        return rows, None
+    keep = max(0, room - 1)  # one line for the summary
+    kept = sorted(sorted(rows, key=lambda r: (_KEEP_ORDER.get(r.status, 2), r.age))[:keep], key=lambda r: r.age)
+    shown = {id(row) for row in kept}
+    hidden = Counter(row.status for row in rows if id(row) not in shown)
+    summary = f"… {sum(hidden.values())} more ages not shown: " + ", ".join(
+        f"{status.lower()} {count}" for status, count in sorted(hidden.items())
+    )
+    return kept, summary
 
 
 def age_table(

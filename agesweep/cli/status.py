@@ -101,7 +101,7 @@ def status(
     parameter). Jobs RUNNABLE longer than --stuck-after are flagged with likely causes (compute
     environment maxvCpus vs the job's vCPUs, instance types, EC2 vCPU quotas, spot capacity) and
     the state of the queue's compute environments. The ETA is the mean duration of the ages that
-    ended × the ages left ÷ the ages that run at once.
+    ended × the ages left ÷ the ages running now (what the compute environment really runs at once).
 
     Exit codes: 0 succeeded (no age failed), 1 failed, aborted, timed out or an age failed,
     2 unknown stack/run or AWS problem, 3 still running.

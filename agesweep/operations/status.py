@@ -102,6 +102,19 @@ def eta_seconds(rows: list[tracking.AgeProgress], concurrency: int | None) -> fl
     return sum(finished) / len(finished) * math.ceil(remaining / at_once)
 
 
+ACTIVE_STATUSES = frozenset({"STARTING", "RUNNING"})
+
+
+def parallelism_now(rows: list[tracking.AgeProgress], max_concurrency: int | None) -> int:
+    """The ages running at once right now (at least 1, at most the manifest's max_concurrency).
+
+    What the ETA divides by: the Map may allow 40 at once, but the compute environment decides
+    how many really run (a queue of RUNNABLE jobs does not shorten the run).
+    """
+    running = sum(row.status in ACTIVE_STATUSES for row in rows)
+    return max(1, min(running, max_concurrency or running))
+
+
 def _snapshot(stack: DeployedStack, execution: Execution, found: RunJobs) -> RunStatus:
     max_concurrency = found.plan.max_concurrency if found.plan else None
     return RunStatus(
@@ -117,7 +130,7 @@ def _snapshot(stack: DeployedStack, execution: Execution, found: RunJobs) -> Run
         max_concurrency=max_concurrency,
         rows=found.rows,
         counts=dict(tracking.totals(found.rows)),
-        eta_s=eta_seconds(found.rows, max_concurrency) if found.rows and execution.running else None,
+        eta_s=eta_seconds(found.rows, parallelism_now(found.rows, max_concurrency)) if found.rows and execution.running else None,
         collated=found.collated,
     )
 

@@ -75,3 +75,109 @@ def test_a_plan_that_does_not_parse_is_one_line_in_operator_commands(monkeypatch
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: the stack's Plan does not match this agesweep's contracts: ")
     assert "Traceback" not in result.output
+
+
+# ------------------------------------------------------------------ 14: --workers, --version, cancel, --simulate-failure
+def test_version_comes_from_the_package_metadata() -> None:
+    from importlib.metadata import version
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"agesweep {version('agesweep')}"
+
+
+def test_workers_help_says_what_0_means() -> None:
+    result = CliRunner().invoke(app, ["local", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "(default 0 = auto: this machine's CPU count)" in result.stdout and "[default: 0]" not in result.stdout
+
+
+def test_declining_cancel_cancels_nothing_and_exits_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agesweep.cli.cancel as cancel_cli
+    from agesweep.operations.executions import Execution
+    from agesweep.tracking import AgeProgress
+
+    execution = Execution(run_id="r", arn="arn:aws:states:us-east-1:1:execution:sm:r", status="RUNNING")
+    running = [AgeProgress(age=40, job_name="j", array_size=0, status="RUNNING")]
+    monkeypatch.setattr(cancel_cli, "discover_stack", lambda *a, **k: None)
+    monkeypatch.setattr(cancel_cli, "unfinished_jobs", lambda *a, **k: (execution, running))
+    called: list[str] = []
+    monkeypatch.setattr(cancel_cli, "cancel_run", lambda *a, **k: called.append("cancel"))
+    result = CliRunner().invoke(app, ["cancel", "r", "--stack", "s"], input="n\n")
+    assert result.exit_code == 0, result.output
+    assert "nothing cancelled" in result.stderr and called == []
+
+
+def test_simulating_an_age_the_manifest_does_not_run_is_an_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["local", str(DEMO), "--simulate-failure", "99", "--workdir", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert "age 99 is not in demo.yaml (its ages: 40..79)" in result.stdout
+    assert not (tmp_path / "data").exists()  # nothing started
+    spot = CliRunner().invoke(app, ["local", str(DEMO), "--simulate-spot-interruption", "12", "--workdir", str(tmp_path)])
+    assert spot.exit_code == 2 and "age 12 is not in demo.yaml" in spot.stdout
+
+
+# ------------------------------------------------------------------ piped progress, terminal-sized table, ETA
+def _rows(statuses: dict[int, str]) -> list[Any]:
+    from agesweep.tracking import AgeProgress
+
+    return [AgeProgress(age=age, job_name=f"j-{age}", array_size=0, status=status, started_at=0.0,
+                        stopped_at=10.0 if status in {"SUCCEEDED", "FAILED"} else None, status_reason=None)
+            for age, status in statuses.items()]
+
+
+def _progress(status: str, rows: list[Any]) -> Any:
+    import time
+
+    from agesweep.local.session import Progress
+
+    return Progress(run_id="demo-1", status=status, plan=None, rows=rows, started=time.time())
+
+
+def test_piped_local_progress_is_one_line_per_status_change() -> None:
+    import io
+
+    from rich.console import Console
+
+    from agesweep.cli.local import ChangeLines
+
+    buffer = io.StringIO()
+    lines = ChangeLines(Console(file=buffer, width=240))
+    lines(_progress("RUNNING", []))
+    lines(_progress("RUNNING", _rows({40: "RUNNING", 41: "RUNNABLE"})))
+    lines(_progress("RUNNING", _rows({40: "RUNNING", 41: "RUNNABLE"})))  # no change: no line
+    failed = _rows({40: "SUCCEEDED", 41: "FAILED"})
+    failed[1].status_reason = "Essential container in task exited"
+    lines(_progress("SUCCEEDED", failed))
+    text = [line.split("s ", 1)[1] for line in buffer.getvalue().splitlines()]
+    assert text == [
+        "run demo-1: execution RUNNING", "age 40 RUNNING", "age 41 RUNNABLE",
+        "run demo-1: execution SUCCEEDED", "age 40 SUCCEEDED", "age 41 FAILED (Essential container in task exited)",
+    ]
+
+
+def test_the_live_table_fits_an_80x24_terminal_and_says_what_it_left_out() -> None:
+    import io
+
+    from rich.console import Console
+
+    from agesweep.cli.local import progress_view
+
+    statuses = {age: "SUCCEEDED" for age in range(40, 70)} | {70: "FAILED"} | {age: "RUNNING" for age in range(71, 75)}
+    statuses |= {age: "RUNNABLE" for age in range(75, 80)}
+    buffer = io.StringIO()
+    Console(file=buffer, width=80, height=24).print(progress_view(_progress("RUNNING", _rows(statuses)), 4, (80, 24)))
+    shown = buffer.getvalue().splitlines()
+    assert len(shown) <= 23
+    assert any(line.lstrip().startswith("79 ") for line in shown)  # the last age is on screen
+    assert any(line.lstrip().startswith("70 ") for line in shown)  # and the failed one
+    assert "more ages not shown: succeeded" in shown[-1]
+    assert "ETA" in shown[0] + shown[1]
+
+
+def test_eta_divides_by_what_really_runs_at_once() -> None:
+    from agesweep.operations.status import eta_seconds, parallelism_now
+
+    rows = _rows({40: "SUCCEEDED", 41: "RUNNING", 42: "RUNNING"} | {age: "RUNNABLE" for age in range(43, 50)})
+    assert parallelism_now(rows, max_concurrency=40) == 2  # not 40: two jobs run, the rest wait
+    assert parallelism_now(_rows({40: "RUNNABLE"}), max_concurrency=40) == 1
+    assert eta_seconds(rows, parallelism_now(rows, 40)) == 10 * 5  # 9 left, 2 at once

@@ -173,7 +173,7 @@ def follow_run(console: Console, stack: LocalCloud, manifest: Path, workers: int
         return run_manifest(stack, manifest, on_progress=ChangeLines(console))
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         return run_manifest(
-            stack, manifest, on_progress=lambda p: live.update(progress_view(p, workers, tuple(console.size)))
+            stack, manifest, on_progress=lambda p: live.update(progress_view(p, workers, (console.size.width, console.size.height)))
         )
 
 

@@ -181,3 +181,85 @@ def test_eta_divides_by_what_really_runs_at_once() -> None:
     assert parallelism_now(rows, max_concurrency=40) == 2  # not 40: two jobs run, the rest wait
     assert parallelism_now(_rows({40: "RUNNABLE"}), max_concurrency=40) == 1
     assert eta_seconds(rows, parallelism_now(rows, 40)) == 10 * 5  # 9 left, 2 at once
+
+
+# ------------------------------------------------------------------ 7: a rejected manifest, diagnosed by `status`
+PROBLEMS = [
+    "ages: 30, 31 outside the allowed ages (40..79)",
+    "job.vcpu: unknown field 'vcpu' (did you mean 'vcpus'?)",
+]
+
+
+def _rejected_history() -> list[dict[str, Any]]:
+    import json
+
+    cause = json.dumps({"errorMessage": "\n".join(PROBLEMS), "errorType": "ManifestInvalid", "stackTrace": []})
+    return [
+        {"id": 1, "type": "ExecutionStarted", "executionStartedEventDetails": {"input": "{}"}},
+        {"id": 2, "type": "TaskStateEntered", "stateEnteredEventDetails": {"name": "ValidateManifest", "input": "{}"}},
+        {"id": 3, "type": "TaskFailed", "taskFailedEventDetails": {"resourceType": "lambda", "resource": "invoke",
+                                                                    "error": "ManifestInvalid", "cause": cause}},
+        {"id": 4, "type": "FailStateEntered", "stateEnteredEventDetails": {
+            "name": "ManifestRejected", "input": json.dumps({"error": {"Error": "ManifestInvalid", "Cause": cause}})}},
+        {"id": 5, "type": "ExecutionFailed", "executionFailedEventDetails": {
+            "error": "ManifestRejected", "cause": "The manifest, or something it names, failed validation; no job was submitted."}},
+    ]
+
+
+class _Sfn:
+    def __init__(self, history: list[dict[str, Any]]) -> None:
+        self.history = history
+
+    def describe_execution(self, executionArn: str) -> dict[str, Any]:  # noqa: N803 (boto3's name)
+        return {"name": "bad-1", "executionArn": executionArn, "status": "FAILED", "error": "ManifestRejected",
+                "cause": "The manifest, or something it names, failed validation; no job was submitted."}
+
+    def get_paginator(self, _: str) -> Any:
+        history = self.history
+
+        class _Pages:
+            def paginate(self, **__: Any) -> list[dict[str, Any]]:
+                return [{"events": history}]
+
+        return _Pages()
+
+
+class _Stack:
+    name, region, log_group = "s", "us-east-1", "/aws/batch/job"
+
+    def __init__(self, history: list[dict[str, Any]]) -> None:
+        self.sfn = _Sfn(history)
+
+    def client(self, service: str) -> Any:
+        assert service == "stepfunctions", service  # nothing was submitted: Batch is never asked
+        return self.sfn
+
+    def execution_arn(self, run: str) -> str:
+        return f"arn:aws:states:us-east-1:1:execution:sm:{run}"
+
+
+def test_status_of_a_rejected_manifest_lists_every_problem_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import agesweep.cli.status as status_cli
+
+    monkeypatch.setattr(status_cli, "discover_stack", lambda *a, **k: _Stack(_rejected_history()))
+    result = CliRunner().invoke(app, ["status", "bad-1", "--stack", "s"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    assert "ManifestInvalid, 2 problems" in result.stdout
+    for problem in PROBLEMS:
+        assert problem in result.stdout.splitlines()
+    as_json = CliRunner().invoke(app, ["status", "bad-1", "--stack", "s", "--json"])
+    assert as_json.exit_code == 2
+    assert json.loads(as_json.stdout)["rejection"] == {"error": "ManifestInvalid", "problems": PROBLEMS}
+
+
+def test_a_rejection_without_a_lambda_error_still_shows_its_cause() -> None:
+    from agesweep.operations.executions import rejection_from_history
+
+    history = [event for event in _rejected_history() if event["type"] not in {"TaskFailed", "FailStateEntered"}]
+    rejection = rejection_from_history(history)
+    assert rejection is not None and rejection.problems == [
+        "The manifest, or something it names, failed validation; no job was submitted."
+    ]
+    assert rejection_from_history(history[:2]) is None  # still running: not rejected

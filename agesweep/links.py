@@ -2,9 +2,31 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import quote
 
 DEFAULT_LOG_GROUP = "/aws/batch/job"  # where Batch jobs log unless the job definition says otherwise
+LOCAL_ENV = "AGESWEEP_LOCAL"  # "1" in local mode (the cost engineer's Settings flag reads the same variable)
+LOCAL_LOGS_ENV = "AGESWEEP_LOCAL_LOGS"  # local mode's folder of job logs (agesweep/local/batch_jobs.py)
+
+
+def local_mode() -> bool:
+    """Running under `agesweep local`: there is no console to link to, and no container image."""
+    return os.environ.get(LOCAL_ENV) == "1"
+
+
+def local_log_file(logs_dir: Path, job_id: str, attempt: int) -> Path:
+    """Where local mode writes one attempt's output (the name batch_jobs.py gives it)."""
+    return logs_dir / f"{job_id.replace(':', '_')}-attempt{attempt}.log"
+
+
+def job_log_url(log_group: str, log_stream: str | None, region: str, job_id: str | None = None, attempts: int = 0) -> str | None:
+    """A job's log: in local mode the file:// of its last attempt's log file, else the console link."""
+    logs_dir = os.environ.get(LOCAL_LOGS_ENV)
+    if local_mode() and logs_dir and job_id and attempts:
+        return local_log_file(Path(logs_dir), job_id, attempts).resolve().as_uri()
+    return log_url(log_group, log_stream, region)
 
 
 def console_encode(text: str) -> str:

@@ -24,6 +24,7 @@ from agesweep.exit_codes import ExitCode
 from agesweep.manifest import parse_manifest
 from agesweep.manifest_source import read_manifest_file
 from agesweep.operations.status import eta_seconds
+from agesweep.text import format_metric
 
 if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands start fast
     from agesweep.local.cloud import LocalCloud
@@ -105,7 +106,7 @@ def results_table(summary: Summary, *, wide: bool = False) -> Table:
         table.add_row(
             str(part.age), part.slice_label, styled(part.status),
             str(part.attempts or ""), fmt_elapsed(part.duration_s),
-            "" if c_index is None else f"{c_index:.3f}", "" if loss is None else f"{loss:.4f}",
+            format_metric(c_index), format_metric(loss),
             (part.status_reason or "") if wide else (part.status_reason or "")[:50],
         )
     return table

@@ -22,6 +22,7 @@ from typing import Any
 from moto.core.config import DefaultConfig
 from moto.events.utils import EventMessageType
 
+from agesweep.links import LOCAL_ENV, LOCAL_LOGS_ENV
 from agesweep.local import moto_hooks
 from agesweep.local.batch_jobs import BatchJobs, JobEvent, SimulatedFailure, SpotInterruption
 from agesweep.local.events import Events
@@ -158,6 +159,8 @@ class LocalCloud:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
+            LOCAL_ENV: "1",  # collation links log files, not the console (agesweep.links.local_mode)
+            LOCAL_LOGS_ENV: str(self.workdir / "logs"),
         })
         self._configure_moto()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

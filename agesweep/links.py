@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from urllib.parse import quote
 
+from agesweep.settings import local_mode
+
 DEFAULT_LOG_GROUP = "/aws/batch/job"  # where Batch jobs log unless the job definition says otherwise
+LOCAL_LOGS_ENV = "AGESWEEP_LOCAL_LOGS"  # local mode's folder of job logs (agesweep/local/batch_jobs.py)
+
+
+def local_log_file(logs_dir: Path, job_id: str, attempt: int) -> Path:
+    """Where local mode writes one attempt's output (the name batch_jobs.py gives it)."""
+    return logs_dir / f"{job_id.replace(':', '_')}-attempt{attempt}.log"
+
+
+def job_log_url(log_group: str, log_stream: str | None, region: str, job_id: str | None = None, attempts: int = 0) -> str | None:
+    """A job's log: in local mode the file:// of its last attempt's log file, else the console link."""
+    logs_dir = os.environ.get(LOCAL_LOGS_ENV)
+    if local_mode() and logs_dir and job_id and attempts:
+        return local_log_file(Path(logs_dir), job_id, attempts).resolve().as_uri()
+    return log_url(log_group, log_stream, region)
 
 
 def console_encode(text: str) -> str:

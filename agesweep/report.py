@@ -12,12 +12,22 @@ from __future__ import annotations
 import base64
 import io
 import math
+import re
 from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
 from agesweep.contracts import JobMetrics, ResourceUse, SliceOutcome, Summary
-from agesweep.text import asked_used_text, format_ages, format_cost, format_duration, format_memory, incurred_text
+from agesweep.settings import local_mode
+from agesweep.text import (
+    asked_used_text,
+    format_ages,
+    format_cost,
+    format_duration,
+    format_memory,
+    format_metric,
+    incurred_text,
+)
 
 # The plotted series' colour. Nothing else on the page uses it, so a screenshot test can tell
 # whether the plot image actually rendered.
@@ -25,6 +35,11 @@ PLOT_COLOR = "#1f77b4"
 FAILED_COLOR = "#c62828"
 LOSS_COLORMAP = "plasma"  # one colour per age; none of it near PLOT_COLOR
 _SERIES_MARKERS = ("o", "s", "^", "D", "v", "P")
+# One colour per slice (matplotlib's tab10 without its red, which marks failed ages); the first is PLOT_COLOR.
+_SERIES_COLORS = (PLOT_COLOR, "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+# A pullable image: [registry/]repository with a non-empty tag or a sha256 digest.
+_IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*?[a-z0-9](?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
+LOCAL_IMAGE = "local process (no image)"
 
 _CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;padding:16px;color:#222;background:#fff}
@@ -59,6 +74,18 @@ Series = dict[str, list[Point]]  # slice label -> its points
 _PANELS = (("Held-out c-index", 1), ("Final loss", 2))
 
 
+def slice_order(label: str) -> tuple[Any, ...]:
+    """Slice labels in index order (0-500, 500-1000, 1000-1500), not text order."""
+    numbers = [int(n) for n in re.findall(r"\d+", label)]
+    return (0, *numbers) if numbers else (1, label)
+
+
+def _with_gaps(points: Sequence[tuple[int, float]], ages: Sequence[int]) -> tuple[list[int], list[float]]:
+    """Values at every age of the run, NaN where a slice has none (failed, missing): the line breaks there."""
+    by_age = dict(points)
+    return list(ages), [by_age.get(age, math.nan) for age in ages]
+
+
 def plot_series(summary: Summary) -> Series:
     """The succeeded slices' metrics, one series per slice label."""
     series: Series = {}
@@ -79,35 +106,37 @@ def per_age_values(series: Series, column: int) -> dict[int, list[float]]:
     return per_age
 
 
-def _plot_band(ax: Any, series: Series, column: int) -> bool:
+def _plot_band(ax: Any, series: Series, column: int, run_ages: Sequence[int]) -> bool:
     """Many slices: the mean per age with the slices' range as a band keeps the plot readable."""
     per_age = per_age_values(series, column)
-    ages = sorted(per_age)
-    if not ages:
+    if not per_age:
         return False
-    means = [sum(per_age[a]) / len(per_age[a]) for a in ages]
-    ax.fill_between(ages, [min(per_age[a]) for a in ages], [max(per_age[a]) for a in ages],
-                    color=PLOT_COLOR, alpha=0.25, linewidth=0)
+    ages = sorted(set(run_ages) | set(per_age))
+    nan = math.nan
+    means = [sum(per_age[a]) / len(per_age[a]) if a in per_age else nan for a in ages]
+    ax.fill_between(ages, [min(per_age[a]) if a in per_age else nan for a in ages],
+                    [max(per_age[a]) if a in per_age else nan for a in ages], color=PLOT_COLOR, alpha=0.25, linewidth=0)
     ax.plot(ages, means, color=PLOT_COLOR, marker="o", markersize=4, linewidth=2, label=f"mean of {len(series)} slices")
     return True
 
 
-def _plot_slices(ax: Any, series: Series, column: int) -> bool:
-    """Few slices: one line per slice, told apart by marker."""
+def _plot_slices(ax: Any, series: Series, column: int, run_ages: Sequence[int]) -> bool:
+    """Few slices: one line per slice, in index order, each its own colour and marker."""
     plotted = False
-    for n, (label, points) in enumerate(sorted(series.items())):
-        shown = sorted((p[0], float(v)) for p in points if (v := p[column]) is not None)
+    for n, label in enumerate(sorted(series, key=slice_order)):
+        shown = sorted((p[0], float(v)) for p in series[label] if (v := p[column]) is not None)
         if not shown:
             continue
-        ax.plot([p[0] for p in shown], [p[1] for p in shown], color=PLOT_COLOR,
+        ages, values = _with_gaps(shown, sorted(set(run_ages) | {age for age, _ in shown}))
+        ax.plot(ages, values, color=_SERIES_COLORS[n % len(_SERIES_COLORS)],
                 marker=_SERIES_MARKERS[n % len(_SERIES_MARKERS)], markersize=5, linewidth=2, label=f"slice {label}")
         plotted = True
     return plotted
 
 
-def _draw_panel(ax: Any, title: str, column: int, series: Series, failed_ages: list[int]) -> None:
+def _draw_panel(ax: Any, title: str, column: int, series: Series, failed_ages: list[int], run_ages: Sequence[int]) -> None:
     many = len(series) > len(_SERIES_MARKERS)
-    plotted = _plot_band(ax, series, column) if many else _plot_slices(ax, series, column)
+    plotted = _plot_band(ax, series, column, run_ages) if many else _plot_slices(ax, series, column, run_ages)
     for age in failed_ages:
         ax.axvline(age, color=FAILED_COLOR, linestyle=":", linewidth=1.2)
     if failed_ages:
@@ -132,7 +161,7 @@ def plot_png(summary: Summary) -> bytes:
     series = plot_series(summary)
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), dpi=100, sharex=True)
     for ax, (title, column) in zip(axes, _PANELS, strict=True):
-        _draw_panel(ax, title, column, series, summary.failed_ages)
+        _draw_panel(ax, title, column, series, summary.failed_ages, sorted({a.age for a in summary.ages}))
     axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[-1].set_xlabel("Age")
     axes[0].set_title(f"{summary.run_id}: metrics against age")
@@ -251,6 +280,17 @@ def _listed(value: str | list[str] | None) -> str:
     return ", ".join(value) if isinstance(value, list) else str(value or "unknown")
 
 
+def image_text(image: str | list[str] | None) -> str:
+    """The image the jobs ran; local mode runs no image, and a value that is no pullable image
+    (an unresolved template output, say) is named as such rather than shown as if it were one."""
+    if local_mode():
+        return LOCAL_IMAGE
+    images = image if isinstance(image, list) else [image] if image else []
+    if not images:
+        return "unknown"
+    return ", ".join(i if _IMAGE_REF.match(i) else f"{i} (not an image URI)" for i in images)
+
+
 def _cost_rows(summary: Summary) -> list[tuple[str, str, bool]]:
     cost = summary.cost_estimate
     label = " (if run on AWS)" if cost.if_run_on_aws else ""
@@ -270,7 +310,7 @@ def _lineage_rows(summary: Summary) -> list[tuple[str, str, bool]]:
         ("Manifest", f"s3://{manifest.bucket}/{manifest.key}"
          + (f"  (version {manifest.version_id})" if manifest.version_id else ""), True),
         ("Manifest sha256", manifest.sha256 or "unknown", True),
-        ("Image", _listed(lin.image), True),
+        ("Image", image_text(lin.image), True),
         ("Job definition", _listed(lin.job_definition), True),
         ("Job queue", lin.job_queue or "", True),
         ("Input", lin.input or "", True),
@@ -299,7 +339,7 @@ def _grid_cell(s: SliceOutcome | None) -> str:
         return "<td></td>"
     if s.succeeded:
         c_index = s.metrics.heldout_c_index if s.metrics else None
-        text = "OK" + (f" &middot; c {_fmt(c_index, 3)}" if c_index is not None else "")
+        text = "OK" + (f" &middot; c {format_metric(c_index)}" if c_index is not None else "")
         text += ' <span class="suspect" title="suspect training">&#9888; suspect</span>' if s.suspect else ""
     else:
         text = escape(s.status) + (f" &middot; exit {s.exit_code}" if s.exit_code is not None else "")
@@ -344,7 +384,8 @@ def metrics_table_html(summary: Summary) -> str:
         m = s.metrics or JobMetrics()
         rows.append(
             f"<tr><td>{s.age}</td><td>{s.slice_label}</td><td class=\"{_cell_class(s.status)}\">{escape(s.status)}</td>"
-            f"<td>{_fmt(m.heldout_c_index_initial)}</td><td>{_fmt(m.heldout_c_index)}</td><td>{_fmt(m.final_loss)}</td>"
+            f"<td>{format_metric(m.heldout_c_index_initial)}</td><td>{format_metric(m.heldout_c_index)}</td>"
+            f"<td>{format_metric(m.final_loss)}</td>"
             f"<td>{'suspect' if s.suspect else ''}</td>"
             f"<td>{_fmt(m.n_patients)}</td><td>{_fmt(m.epochs)}</td>"
             f"<td>{format_memory(float(m.peak_rss_mb)) if m.peak_rss_mb is not None else ''}</td>"

@@ -29,6 +29,7 @@ _ENV_OF_FIELD = {"age_min": "AGE_MIN", "age_max": "AGE_MAX", "bucket_name": "BUC
                  "job_queue": "JOB_QUEUE_ARN", "job_definition": "JOB_DEFINITION_ARN", "allowed_buckets": "ALLOWED_BUCKETS",
                  "prices": "PRICES_JSON", "local": "AGESWEEP_LOCAL"}
 _TRUE = frozenset({"1", "true", "yes", "on"})
+LOCAL_ENV = "AGESWEEP_LOCAL"  # set by local mode (agesweep/local/cloud.py) for its in-process Lambdas
 
 
 def _env_problem(error: ErrorDetails) -> str:
@@ -122,9 +123,10 @@ class Settings(BaseModel):
 
 
 def local_mode(environ: Mapping[str, str] | None = None) -> bool:
-    """AGESWEEP_LOCAL=1: local mode runs this process's Lambdas (costs are 'if run on AWS')."""
+    """AGESWEEP_LOCAL=1: local mode runs this process's Lambdas (costs are 'if run on AWS'; no
+    console to link to, no container image)."""
     env = os.environ if environ is None else environ
-    return env.get("AGESWEEP_LOCAL", "").strip().lower() in _TRUE
+    return env.get(LOCAL_ENV, "").strip().lower() in _TRUE
 
 
 def _prices_from_json(text: str) -> object:

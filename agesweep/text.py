@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 SUBJECT_MAX = 100  # SNS subject limit
 
 
+def format_metric(value: float | None) -> str:
+    """A held-out C-index or a loss: three decimals, the same everywhere (report, CLI tables)."""
+    return "" if value is None else f"{value:.3f}"
+
+
 def format_duration(seconds: float | None) -> str:
     if seconds is None:
         return "unknown"

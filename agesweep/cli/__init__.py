@@ -7,6 +7,9 @@ command prints through agesweep.cli.output; exit codes are agesweep.exit_codes.E
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from agesweep.cli import cancel, local, logs, manifest_commands, retry, runs, status, submit
@@ -18,6 +21,31 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+
+def package_version() -> str:
+    """The installed distribution's version (pyproject.toml), or a note when run from a bare checkout."""
+    try:
+        return version("agesweep")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"agesweep {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    _version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+) -> None:
+    """Run per-age training sweeps on AWS Batch through Step Functions — or locally on moto."""
+
 
 app.command("validate")(manifest_commands.validate)
 app.command("plan")(manifest_commands.plan)

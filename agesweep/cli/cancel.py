@@ -16,15 +16,15 @@ from agesweep.tracking import AgeProgress
 
 
 def _confirm(execution: Execution, unfinished: list[AgeProgress]) -> None:
-    """Ask on stderr; not confirmed: exit 1."""
+    """Ask on stderr; declined: nothing is cancelled, exit 0 (1 means "ages failed")."""
     ages = ", ".join(f"{row.age} ({row.status})" for row in unfinished) or "none submitted yet"
     question = (
         f"Cancel run {execution.run_id} ({execution.status}): stop the execution and terminate "
         f"{len(unfinished)} unfinished job(s) — ages {ages}?"
     )
     if not typer.confirm(question, default=False, err=True):
-        err().print("not cancelled", highlight=False)
-        raise typer.Exit(ExitCode.SOME_FAILED)  # 1: not confirmed (ExitCode has no member of its own for it)
+        err().print("nothing cancelled: the run goes on", highlight=False)
+        raise typer.Exit(ExitCode.OK)
 
 
 def _print_result(result: CancelResult) -> None:
@@ -53,8 +53,8 @@ def cancel(
     Outputs already written stay. An aborted run has no retry manifest: submit the manifest
     again with --force to rerun it.
 
-    Asks for confirmation unless --yes. Exit codes: 0 cancelled (or nothing left to cancel),
-    1 not confirmed, 2 unknown stack/run or AWS problem.
+    Asks for confirmation unless --yes. Exit codes: 0 cancelled, nothing left to cancel, or
+    declined at the prompt (nothing cancelled), 2 unknown stack/run or AWS problem.
     """
     with operator_errors():
         found = discover_stack(stack, region)

@@ -9,17 +9,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.cells import cell_len
 from rich.console import Console, Group
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from agesweep import tracking
-from agesweep.cli.output import age_table, fmt_elapsed, styled
+from agesweep.cli.output import age_table, fmt_duration, fmt_elapsed, out, rows_that_fit, styled
 from agesweep.contracts import Summary
+from agesweep.errors import AgesweepError
 from agesweep.exit_codes import ExitCode
+from agesweep.manifest import parse_manifest
+from agesweep.manifest_source import read_manifest_file
+from agesweep.operations.status import eta_seconds
+from agesweep.text import format_metric
 
 if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands start fast
+    from agesweep.local.cloud import LocalCloud
     from agesweep.local.session import LocalRunResult, Progress
 
 DEFAULT_WORKDIR = Path("agesweep-local")
@@ -36,23 +44,59 @@ def ensure_input_data(data_dir: Path, console: Console) -> None:
     synth.generate(input_dir)
 
 
-def progress_view(progress: Progress) -> Group:
+def progress_header(progress: Progress, workers: int) -> str:
+    """run · execution status · elapsed · counts · ETA (ages left ÷ --workers, the real parallelism)."""
     counts = tracking.totals(progress.rows)
-    header = (
-        f"run [bold]{progress.run_id}[/bold] · execution {progress.status} · "
-        f"{time.time() - progress.started:.0f}s · "
-        + " · ".join(f"{status.lower()} {count}" for status, count in sorted(counts.items()))
-    )
+    parts = [f"run [bold]{progress.run_id}[/bold]", f"execution {progress.status}", f"{time.time() - progress.started:.0f}s"]
+    parts += [f"{status.lower()} {count}" for status, count in sorted(counts.items())]
+    if progress.rows and progress.status == "RUNNING":
+        eta = eta_seconds(progress.rows, workers)
+        parts.append(f"ETA {fmt_duration(eta)}" if eta is not None else "ETA after the first age ends")
+    return " · ".join(parts)
+
+
+def progress_view(progress: Progress, workers: int = 1, size: tuple[int, int] | None = None) -> Group:
+    """The live display; with `size` (the terminal's width, height), rows beyond it are summarised in one line."""
+    header = progress_header(progress, workers)
     if not progress.rows:
         return Group(header, "[dim]validating the manifest…[/dim]")
-    return Group(header, age_table(progress.rows))
+    room = len(progress.rows)
+    if size is not None:
+        width, height = size
+        header_lines = -(-cell_len(Text.from_markup(header).plain) // max(1, width))
+        room = height - header_lines - 3  # the table's head and rule, and the line the cursor sits on
+    rows, more = rows_that_fit(progress.rows, room)
+    return Group(header, age_table(rows), *([f"[dim]{more}[/dim]"] if more else []))
 
 
-def results_table(summary: Summary) -> Table:
-    """One row per (age, slice) of the collated summary, with the headline metrics."""
+class ChangeLines:
+    """Piped progress (tee, CI logs): one line per change of the execution's or an age's status."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.execution = ""
+        self.ages: dict[tuple[int, str], str] = {}
+
+    def __call__(self, progress: Progress) -> None:
+        elapsed = f"{time.time() - progress.started:6.0f}s"
+        if progress.status != self.execution:
+            self.console.print(f"{elapsed} run {progress.run_id}: execution {progress.status}", markup=False)
+            self.execution = progress.status
+        for row in progress.rows:
+            if self.ages.get((row.age, row.job_name)) != row.status:
+                reason = f" ({row.status_reason})" if row.status == "FAILED" and row.status_reason else ""
+                self.console.print(f"{elapsed} age {row.age} {row.status}{reason}", markup=False)
+                self.ages[(row.age, row.job_name)] = row.status
+
+
+def results_table(summary: Summary, *, wide: bool = False) -> Table:
+    """One row per (age, slice) of the collated summary, with the headline metrics; `wide`
+    (piped output) never cuts the reason."""
     table = Table(title=f"run {summary.run_id}", show_edge=False, pad_edge=False)
     for column in ("age", "slice", "status", "attempts", "duration", "held-out C", "final loss", "reason"):
-        if column == "reason":
+        if column == "reason" and wide:
+            table.add_column(column, overflow="fold")
+        elif column == "reason":
             table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=40)
         else:
             table.add_column(column, justify="left" if column == "status" else "right")
@@ -62,8 +106,8 @@ def results_table(summary: Summary) -> Table:
         table.add_row(
             str(part.age), part.slice_label, styled(part.status),
             str(part.attempts or ""), fmt_elapsed(part.duration_s),
-            "" if c_index is None else f"{c_index:.3f}", "" if loss is None else f"{loss:.4f}",
-            (part.status_reason or "")[:50],
+            format_metric(c_index), format_metric(loss),
+            (part.status_reason or "") if wide else (part.status_reason or "")[:50],
         )
     return table
 
@@ -71,7 +115,8 @@ def results_table(summary: Summary) -> Table:
 def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> None:
     summary_file = result.run_dir / "summary.json"
     if summary_file.exists():
-        console.print(results_table(Summary.model_validate_json(summary_file.read_bytes())))
+        summary = Summary.model_validate_json(summary_file.read_bytes())
+        console.print(results_table(summary, wide=not console.is_terminal))
     for note in result.notifications:
         console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
     if result.error == "ManifestRejected":
@@ -92,15 +137,60 @@ def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> No
         console.print(f"Models: {outputs}/age_<AGE>/")
 
 
+def check_simulated_ages(console: Console, manifest: Path, ages: list[int]) -> None:
+    """A --simulate-* age the manifest does not run would be silently ignored: exit 2 instead.
+
+    An invalid manifest is left to the run itself (ValidateManifest rejects it with every problem).
+    """
+    if not ages:
+        return
+    try:
+        wanted = parse_manifest(read_manifest_file(manifest), manifest.name).age_values()
+    except AgesweepError:
+        return
+    unknown = sorted(set(ages) - set(wanted))
+    if unknown:
+        console.print(
+            f"[bold red]error:[/] --simulate-failure / --simulate-spot-interruption age {', '.join(map(str, unknown))} "
+            f"is not in {manifest.name} (its ages: {ages_text(wanted)})",
+            highlight=False,
+        )
+        raise typer.Exit(ExitCode.INVALID)
+
+
+def ages_text(ages: list[int]) -> str:
+    """40..79 for a contiguous run of ages, else the list."""
+    ordered = sorted(ages)
+    if len(ordered) > 2 and ordered == list(range(ordered[0], ordered[-1] + 1)):
+        return f"{ordered[0]}..{ordered[-1]}"
+    return ", ".join(map(str, ordered))
+
+
+def follow_run(console: Console, stack: LocalCloud, manifest: Path, workers: int) -> LocalRunResult:
+    """Run the manifest; a terminal gets a live table that fits it, a pipe one line per status change."""
+    from agesweep.local.session import run_manifest
+
+    if not console.is_terminal:
+        return run_manifest(stack, manifest, on_progress=ChangeLines(console))
+    with Live(console=console, refresh_per_second=4, transient=True) as live:
+        return run_manifest(
+            stack, manifest, on_progress=lambda p: live.update(progress_view(p, workers, (console.size.width, console.size.height)))
+        )
+
+
 def local(
     manifest: Annotated[
         Path | None, typer.Argument(help="Run manifest (YAML or JSON). Omit with --serve.", exists=True, dir_okay=False)
     ] = None,
     data: Annotated[Path | None, typer.Option(help="Local folder mounted as the jobs' /data (default: <workdir>/data).")] = None,
     workdir: Annotated[Path, typer.Option(help="Where runs, logs and SNS messages are kept.")] = DEFAULT_WORKDIR,
-    workers: Annotated[int, typer.Option(help="Batch jobs run at once (default: CPU count).")] = 0,
+    workers: Annotated[
+        int, typer.Option(help="Batch jobs run at once (default 0 = auto: this machine's CPU count).", show_default=False)
+    ] = 0,
     serve: Annotated[bool, typer.Option(help="Keep the endpoint up for the aws CLI until Ctrl-C.")] = False,
-    port: Annotated[int, typer.Option(help="Port of the local endpoint (default: a free one).")] = 0,
+    port: Annotated[
+        int, typer.Option(help="Port of the local endpoint (default 0 = a free one).", show_default=False)
+    ] = 0,
     simulate_spot_interruption: Annotated[
         list[int] | None,
         typer.Option("--simulate-spot-interruption", help="Reclaim the host of this age's first attempt (repeatable)."),
@@ -119,19 +209,22 @@ def local(
     (no job started).
     """
     from agesweep.local.cloud import LocalCloud, SimulatedFailure, SpotInterruption
-    from agesweep.local.session import RunDidNotStart, run_manifest
+    from agesweep.local.session import RunDidNotStart
 
-    console = Console()
+    console = out()  # piped: 240 columns, never cut to 80
     if manifest is None and not serve:
         console.print("[red]Give a MANIFEST, or --serve to keep the endpoint up.[/red]")
         raise typer.Exit(ExitCode.INVALID)
+    if manifest is not None:
+        check_simulated_ages(console, manifest, [*(simulate_failure or []), *(simulate_spot_interruption or [])])
+    workers = workers or os.cpu_count() or 1
     data_dir = (data or workdir / "data").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     ensure_input_data(data_dir, console)
     stack = LocalCloud(
         workdir=workdir.resolve(),
         data_dir=data_dir,
-        workers=workers or os.cpu_count() or 1,
+        workers=workers,
         spot_interruptions=[SpotInterruption(age) for age in simulate_spot_interruption or []],
         simulated_failures=[SimulatedFailure(age) for age in simulate_failure or []],
         port=port or None,
@@ -148,8 +241,7 @@ def local(
             console.print(f"[dim]names also in {stack.workdir / 'endpoint.json'}; Ctrl-C stops[/dim]")
         if manifest is not None:
             try:
-                with Live(console=console, refresh_per_second=4, transient=True) as live:
-                    result = run_manifest(stack, manifest, on_progress=lambda p: live.update(progress_view(p)))
+                result = follow_run(console, stack, manifest, workers)
             except RunDidNotStart as error:
                 console.print(f"[bold red]{error}[/bold red]")
                 raise typer.Exit(ExitCode.INVALID) from error

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agesweep.cli.output import err, fail_manifest, out, print_json
+from agesweep.cli.output import err, fail_manifest, operator_errors, out, print_json
 from agesweep.contracts import Plan, PlanItem
 from agesweep.errors import AgesweepError
 from agesweep.manifest import manifest_json_schema
@@ -37,17 +37,20 @@ def plan_file(path: Path, preflight: bool = False) -> Plan:
     raw = read_manifest_file(path)
     checker = None
     if preflight:
+        from agesweep.operations.deployment import new_session
         from agesweep.preflight import Preflight as Checker
 
-        checker = Checker.from_session()
+        checker = Checker.from_session(new_session())
     return plan_locally(raw, path.name, key=str(path), preflight=checker)
 
 
 def _plan_or_exit(path: Path, preflight: bool, as_json: bool) -> Plan:
-    try:
-        return plan_file(path, preflight)
-    except AgesweepError as exc:
-        fail_manifest(path, exc, as_json)
+    """The plan, or exit 2: the manifest's problems, or one line for an AWS problem of --preflight."""
+    with operator_errors():
+        try:
+            return plan_file(path, preflight)
+        except AgesweepError as exc:
+            fail_manifest(path, exc, as_json)
 
 
 def validate(

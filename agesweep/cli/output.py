@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
 import typer
 from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -65,6 +67,20 @@ def operator_errors() -> Iterator[None]:
     except (BotoCoreError, ClientError) as exc:  # a call outside operations' aws_errors(): same one line
         print_error(explain(exc))
         raise typer.Exit(ExitCode.INVALID) from None
+    except ValidationError as exc:  # a plan/summary of the stack that this CLI's contracts do not read
+        print_error(contract_mismatch(exc))
+        raise typer.Exit(ExitCode.INVALID) from None
+
+
+def contract_mismatch(exc: ValidationError) -> str:
+    """One line for a stack's plan or summary that does not parse into agesweep.contracts."""
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": str(exc)}
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return (
+        f"the stack's {exc.title} does not match this agesweep's contracts: {where}: {first['msg']}{more} "
+        "— is the CLI the same version as the deployed stack (pip install the stack's revision)?"
+    )
 
 
 def fail_manifest(path: Path, exc: AgesweepError, as_json: bool) -> NoReturn:
@@ -114,6 +130,28 @@ def fmt_time(epoch: float | None) -> str:
 # ------------------------------------------------------------------------------------ tables
 def slice_counts(row: AgeProgress) -> str:
     return ", ".join(f"{s.lower()} {n}" for s, n in row.children.items()) if row.array_size else ""
+
+
+# The order in which rows give way when a live table is taller than the terminal: finished ones first.
+_KEEP_ORDER = {"FAILED": 0, "RUNNING": 1, "STARTING": 1, "RUNNABLE": 2, "PENDING": 2, "SUBMITTED": 2, "NOT SUBMITTED": 3, "SUCCEEDED": 4}
+
+
+def rows_that_fit(rows: list[AgeProgress], room: int) -> tuple[list[AgeProgress], str | None]:
+    """At most `room` lines' worth of rows (in age order) and a line that counts the rest by status.
+
+    A live display taller than the terminal is cut without a word; this keeps the failed and
+    running ages on screen and summarises the others instead.
+    """
+    if len(rows) <= room:
+        return rows, None
+    keep = max(0, room - 1)  # one line for the summary
+    kept = sorted(sorted(rows, key=lambda r: (_KEEP_ORDER.get(r.status, 2), r.age))[:keep], key=lambda r: r.age)
+    shown = {id(row) for row in kept}
+    hidden = Counter(row.status for row in rows if id(row) not in shown)
+    summary = f"… {sum(hidden.values())} more ages not shown: " + ", ".join(
+        f"{status.lower()} {count}" for status, count in sorted(hidden.items())
+    )
+    return kept, summary
 
 
 def age_table(

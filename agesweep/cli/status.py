@@ -66,7 +66,13 @@ def _outcome_view(status: RunStatus) -> list[Any]:
     if status.collated:
         c = status.collated
         parts.append(f"[bold]{c.succeeded} of {c.total} (age, slice) pairs succeeded, {c.failed} failed[/bold]")
-    if status.error or status.cause:
+    if status.rejection is not None:
+        problems = status.rejection.problems
+        count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
+        parts.append(Text(f"✗ the manifest was rejected, nothing was submitted: {status.rejection.error}, {count}:", style="bold red"))
+        parts.extend(Text(line) for line in problems)
+        parts.append(Text("fix the manifest (agesweep validate FILE lists the same problems) and submit it again", style="dim"))
+    elif status.error or status.cause:
         parts.append(Text(f"{status.status}: {status.error or ''} {(status.cause or '')[:500]}".rstrip(), style="red"))
     if status.counts.get("FAILED"):
         hint = f"failed ages' logs: agesweep logs {status.run_id} --age AGE; rerun them: agesweep retry {status.run_id}"
@@ -101,10 +107,12 @@ def status(
     parameter). Jobs RUNNABLE longer than --stuck-after are flagged with likely causes (compute
     environment maxvCpus vs the job's vCPUs, instance types, EC2 vCPU quotas, spot capacity) and
     the state of the queue's compute environments. The ETA is the mean duration of the ages that
-    ended × the ages left ÷ the ages that run at once.
+    ended × the ages left ÷ the ages running now (what the compute environment really runs at once).
+
+    A rejected manifest shows every problem ValidateManifest found, one per line.
 
     Exit codes: 0 succeeded (no age failed), 1 failed, aborted, timed out or an age failed,
-    2 unknown stack/run or AWS problem, 3 still running.
+    2 the manifest was rejected (nothing ran), unknown stack/run or AWS problem, 3 still running.
     """
     with operator_errors():
         snapshot = run_status(discover_stack(stack, region), run, stuck_after)
@@ -156,7 +164,7 @@ def watch(
     On a terminal the table updates in place; piped (CI logs), each age's status change is
     printed as a line and the full table once at the end; --json prints one JSON snapshot per
     change (JSON Lines). Exit codes as for `status` when it ends: 0 succeeded, 1 failed or
-    aborted (or an age failed), 2 unknown stack/run or AWS problem.
+    aborted (or an age failed), 2 the manifest was rejected, unknown stack/run or AWS problem.
     """
     console = out()
     final: RunStatus | None = None

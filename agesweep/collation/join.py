@@ -29,7 +29,7 @@ from agesweep.contracts import (
     SliceOutcome,
     Summary,
 )
-from agesweep.links import DEFAULT_LOG_GROUP, log_url
+from agesweep.links import DEFAULT_LOG_GROUP, job_log_url
 
 MetricsKey = tuple[int, int, int]  # (age, start_index, end_index)
 SUCCEEDED = "SUCCEEDED"
@@ -150,7 +150,7 @@ def slice_outcome(
         job_id=facts.job_id,
         array_index=facts.array_index,
         log_stream=facts.log_stream,
-        log_url=log_url(into.log_group, facts.log_stream, into.region),
+        log_url=job_log_url(into.log_group, facts.log_stream, into.region, facts.job_id, facts.attempts),
         metrics=kept_metrics(found) if found else None,
         metrics_lineage=(found.lineage or Lineage()) if found else None,
         suspect=bool(reasons),

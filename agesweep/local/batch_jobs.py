@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agesweep.links import local_log_file
 from agesweep.local.plumbing import FAKE_CREDENTIALS, Plumbing
 
 _TERMINATE_GRACE_S = 10.0
@@ -269,7 +270,7 @@ class BatchJobs:
         attempt = self._begin_attempt(job)
         command = self._job_command(job)
         env = self._job_environment(job)
-        log_path = self.logs_dir / f"{job.job_id.replace(':', '_')}-attempt{attempt}.log"
+        log_path = local_log_file(self.logs_dir, job.job_id, attempt)  # collation links it (links.job_log_url)
         started = time.monotonic()
         with log_path.open("wb") as log:
             try:

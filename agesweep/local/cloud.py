@@ -22,6 +22,7 @@ from typing import Any
 from moto.core.config import DefaultConfig
 from moto.events.utils import EventMessageType
 
+from agesweep.links import LOCAL_LOGS_ENV
 from agesweep.local import moto_hooks
 from agesweep.local.batch_jobs import BatchJobs, JobEvent, SimulatedFailure, SpotInterruption
 from agesweep.local.events import Events
@@ -29,6 +30,7 @@ from agesweep.local.lambdas import Lambdas
 from agesweep.local.plumbing import FAKE_CREDENTIALS, Plumbing, free_port
 from agesweep.local.resources import Deployed, Resources
 from agesweep.local.template import Pseudo, StackSpec
+from agesweep.settings import LOCAL_ENV
 
 __all__ = ["REPO_ROOT", "JobEvent", "LocalCloud", "SimulatedFailure", "SpotInterruption"]
 
@@ -158,7 +160,8 @@ class LocalCloud:
             "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_DEV": "false",
-            "AGESWEEP_LOCAL": "1",  # the in-process Lambdas label costs "if run on AWS" (settings.local_mode)
+            LOCAL_ENV: "1",  # the in-process Lambdas: costs "if run on AWS", log files not the console
+            LOCAL_LOGS_ENV: str(self.workdir / "logs"),
         })
         self._configure_moto()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

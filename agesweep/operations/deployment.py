@@ -6,6 +6,7 @@ reaches AWS or local mode's moto server (`--stack agesweep-local`).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -33,11 +34,20 @@ STACK_OUTPUTS = {
 }
 
 
+def new_session(region: str | None = None) -> boto3.session.Session:
+    """A boto3 session in --region, else AWS_REGION, else boto3's own (AWS_DEFAULT_REGION, profile).
+
+    boto3 reads AWS_DEFAULT_REGION only; the AWS CLI and the Lambda runtime also honour AWS_REGION
+    (first), and the error line names both, so both have to work.
+    """
+    return boto3.session.Session(region_name=region or os.environ.get("AWS_REGION") or None)
+
+
 class AwsClients:
     """One boto3 session and its clients; every client retries throttling with adaptive backoff."""
 
     def __init__(self, region: str | None = None, session: boto3.session.Session | None = None) -> None:
-        self.session = session or boto3.session.Session(region_name=region)
+        self.session = session or new_session(region)
         self._clients: dict[Service, Any] = {}
 
     @property

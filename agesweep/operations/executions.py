@@ -8,6 +8,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from agesweep import aws, tracking
+from agesweep.alerts.common import loads_json
+from agesweep.alerts.history import failure_from_history
 from agesweep.contracts import CollateOutput, Plan
 from agesweep.operations.deployment import DeployedStack
 from agesweep.operations.errors import RunNotFound, aws_errors
@@ -71,6 +73,33 @@ class RunJobs:
     jobs: list[dict[str, Any]]  # the run's top-level Batch jobs, described
     rows: list[tracking.AgeProgress]  # one per plan item
     collated: CollateOutput | None  # CollateResults' output once the run got that far
+    rejection: Rejection | None = None  # why ValidateManifest rejected the manifest, when it did
+
+
+@dataclass
+class Rejection:
+    """ValidateManifest's failure: the domain error (ManifestInvalid, InputMissing, PreflightFailed)
+    and every problem it listed, one per line (the Lambda error's errorMessage)."""
+
+    error: str
+    problems: list[str]
+
+
+REJECTED = "ManifestRejected"  # the ASL's Fail state for a manifest ValidateManifest refused
+
+
+def rejection_from_history(history: list[dict[str, Any]]) -> Rejection | None:
+    """The problems behind a ManifestRejected execution, read from the failed ValidateManifest task."""
+    found = failure_from_history(history)
+    if found.error != REJECTED:
+        return None
+    cause = loads_json(found.step_cause)
+    if isinstance(cause, dict) and ("errorMessage" in cause or "errorType" in cause):
+        message = str(cause.get("errorMessage") or "")
+        problems = [line.strip() for line in message.splitlines() if line.strip()]
+        return Rejection(str(cause.get("errorType") or found.step_error or REJECTED), problems)
+    text = found.step_cause or found.cause or ""
+    return Rejection(found.step_error or REJECTED, [line.strip() for line in text.splitlines() if line.strip()])
 
 
 def run_jobs(stack: DeployedStack, execution: Execution) -> RunJobs:
@@ -80,4 +109,5 @@ def run_jobs(stack: DeployedStack, execution: Execution) -> RunJobs:
         plan = tracking.plan_from_history(history)
         jobs = tracking.list_run_jobs(stack.client("batch"), plan) if plan else []
     rows = tracking.age_progress(plan, jobs) if plan else []
-    return RunJobs(plan, jobs, rows, tracking.collated_from_history(history))
+    rejection = rejection_from_history(history) if execution.error == REJECTED else None
+    return RunJobs(plan, jobs, rows, tracking.collated_from_history(history), rejection)

@@ -13,7 +13,7 @@ from agesweep.contracts import CollateOutput
 from agesweep.exit_codes import ExitCode
 from agesweep.links import log_url
 from agesweep.operations.deployment import DeployedStack
-from agesweep.operations.executions import Execution, RunJobs, describe_run, run_jobs
+from agesweep.operations.executions import Execution, Rejection, RunJobs, describe_run, run_jobs
 from agesweep.operations.stuck_jobs import (
     DEFAULT_STUCK_AFTER_S,
     ComputeEnvironment,
@@ -47,6 +47,7 @@ class RunStatus:
     stuck: list[StuckJob] = field(default_factory=list)
     compute_environments: list[ComputeEnvironment] = field(default_factory=list)
     collated: CollateOutput | None = None
+    rejection: Rejection | None = None  # the manifest's problems, when ValidateManifest rejected it
 
     @property
     def finished(self) -> bool:
@@ -54,9 +55,12 @@ class RunStatus:
 
     @property
     def exit_code(self) -> ExitCode:
-        """0 succeeded with no failed age, 1 failed/aborted/timed out or an age failed, 3 running."""
+        """0 succeeded with no failed age, 1 failed/aborted/timed out or an age failed, 2 the manifest
+        was rejected (as `agesweep local` and `validate` exit for it), 3 running."""
         if not self.finished:
             return ExitCode.RUNNING
+        if self.rejection is not None:
+            return ExitCode.INVALID
         if self.status == "SUCCEEDED" and not self.counts.get("FAILED") and not (self.collated and self.collated.failed):
             return ExitCode.OK
         return ExitCode.SOME_FAILED
@@ -86,6 +90,7 @@ class RunStatus:
             "stuck": [asdict(job) for job in self.stuck],
             "compute_environments": [asdict(ce) for ce in self.compute_environments],
             "collated": self.collated.model_dump(mode="json") if self.collated else None,
+            "rejection": asdict(self.rejection) if self.rejection else None,
         }
 
 
@@ -100,6 +105,19 @@ def eta_seconds(rows: list[tracking.AgeProgress], concurrency: int | None) -> fl
         return None
     at_once = max(1, min(concurrency or remaining, remaining))
     return sum(finished) / len(finished) * math.ceil(remaining / at_once)
+
+
+ACTIVE_STATUSES = frozenset({"STARTING", "RUNNING"})
+
+
+def parallelism_now(rows: list[tracking.AgeProgress], max_concurrency: int | None) -> int:
+    """The ages running at once right now (at least 1, at most the manifest's max_concurrency).
+
+    What the ETA divides by: the Map may allow 40 at once, but the compute environment decides
+    how many really run (a queue of RUNNABLE jobs does not shorten the run).
+    """
+    running = sum(row.status in ACTIVE_STATUSES for row in rows)
+    return max(1, min(running, max_concurrency or running))
 
 
 def _snapshot(stack: DeployedStack, execution: Execution, found: RunJobs) -> RunStatus:
@@ -117,8 +135,9 @@ def _snapshot(stack: DeployedStack, execution: Execution, found: RunJobs) -> Run
         max_concurrency=max_concurrency,
         rows=found.rows,
         counts=dict(tracking.totals(found.rows)),
-        eta_s=eta_seconds(found.rows, max_concurrency) if found.rows and execution.running else None,
+        eta_s=eta_seconds(found.rows, parallelism_now(found.rows, max_concurrency)) if found.rows and execution.running else None,
         collated=found.collated,
+        rejection=found.rejection,
     )
 
 

@@ -76,12 +76,13 @@ def test_report_plot_renders_in_headless_chromium(tmp_path: Path) -> None:
     loss = re.search(r'data-loss="(\w+)x(\d+)x(\d+)"', dom.stdout)  # the loss curves decode too
     assert loss and loss.group(1) == "true" and int(loss.group(2)) >= 800 and int(loss.group(3)) >= 300, dom.stdout[-500:]
 
-    # 2. The plot is painted: the screenshot holds many pixels of the series colour.
+    # 2. The plot is painted: the screenshot holds many pixels of the series colour (markers and
+    # legend: ages 54 and 56 only, the line breaks at the failed age 55 between them).
     shot = tmp_path / "shot.png"
     result = run_chromium(tmp_path, f"--window-size={VIEWPORT[0]},{VIEWPORT[1]}", f"--screenshot={shot}", page.as_uri())
     assert shot.exists(), f"no screenshot: rc={result.returncode} stderr={result.stderr[-2000:]}"
     painted = plot_pixels(shot)
-    assert painted > 800, f"only {painted} plot-coloured pixels in the screenshot"
+    assert painted > 200, f"only {painted} plot-coloured pixels in the screenshot"
 
     # 3. The same page with the image data broken paints none of them: the check above can fail.
     broken = tmp_path / "broken.html"

@@ -336,7 +336,8 @@ class Recovery(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    theta_correlation: float | None = None
+    theta_pearson: float | None = Field(None, description="Pearson r of fitted and true theta over times up to the age.")
+    times: int | None = Field(None, description="How many times (0..age-30) the correlation covers.")
 
 
 class JobMetrics(BaseModel):

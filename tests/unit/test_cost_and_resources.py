@@ -208,7 +208,7 @@ def test_summary_csv_and_message_mark_the_suspect_age() -> None:
     by_age = {a.age: a.slices[0] for a in summary.ages}
     assert by_age[56].suspect and not by_age[54].suspect and by_age[56].capacity == "spot"
     assert by_age[54].metrics is not None and by_age[54].metrics.heldout_c_index_initial == 0.61
-    assert by_age[54].metrics.recovery is not None and by_age[54].metrics.recovery.theta_correlation == 0.83
+    assert by_age[54].metrics.recovery is not None and by_age[54].metrics.recovery.theta_pearson == 0.83
 
     data = json.loads(render.summary_json(summary))  # strict JSON: NaN became null
     diverged = data["ages"][2]["slices"][0]

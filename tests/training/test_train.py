@@ -15,6 +15,7 @@ import pytest
 import torch
 from moto import mock_aws
 
+from agesweep.contracts import JobMetrics
 from training import layout
 from training.data import load_slice
 from training.diagnostics import recovery
@@ -93,6 +94,11 @@ def test_trust_metrics(tiny_inputs, tmp_path):
     truth = torch.load(tiny_inputs / layout.SYNTH_TRUTH_FILE)["lambda_"][:60]
     assert metrics["recovery"] == recovery(state["lambda_"], truth, 55 - 30)
     assert metrics["recovery"]["theta_pearson"] > 0.5
+    # collation reads this file as agesweep.contracts.JobMetrics: every trainer field must be a known one
+    read = JobMetrics.model_validate(metrics)
+    assert read.recovery is not None and read.recovery.theta_pearson == metrics["recovery"]["theta_pearson"]
+    assert read.divergence is not None and read.divergence.suspect is False
+    assert read.cpu_seconds == metrics["cpu_seconds"] and read.heldout_c_index_initial == metrics["heldout_c_index_initial"]
 
 
 def test_a_diverging_run_is_flagged(tiny_inputs, tmp_path):

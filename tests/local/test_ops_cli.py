@@ -148,7 +148,7 @@ def test_cancel_a_running_sweep_after_flagging_its_runnable_job(make_stack, tmp_
     assert status.exit_code == 3  # still running
     report = _json(status)
     assert [job["age"] for job in report["stuck"]] == [waiting_age]
-    assert report["stuck"][0]["vcpus"] == 32  # the job definition's request
+    assert report["stuck"][0]["vcpus"] == 2  # the job definition's request (right-sized: 2 vCPU)
     assert any("UNMANAGED" in cause for cause in report["stuck"][0]["causes"])
     assert [(ce["name"], ce["state"], ce["status"]) for ce in report["compute_environments"]] == [
         ("agesweep-local-local-processes", "ENABLED", "VALID")

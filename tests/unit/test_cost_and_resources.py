@@ -234,7 +234,7 @@ def test_report_shows_loss_curves_initial_and_final_c_index_and_suspects() -> No
     assert math.isnan(report.loss_curves(summary)["age 56"][0][-1][1]) and report.loss_curves(summary)["age 56"][1]
     html = report.render_report(summary)
     assert '<img id="loss-plot"' in html and "<th>c-index initial</th>" in html
-    assert "<td>0.61</td><td>0.71</td>" in html
+    assert "<td>0.610</td><td>0.710</td>" in html
     suspects = html.split('<ul id="suspects">', 1)[1].split("</ul>", 1)[0]
     assert "age 56 slice 0-10000" in suspects and "final loss is nan" in suspects and "age 54" not in suspects
     assert "&#9888; suspect" in html.split('<table class="grid">', 1)[1].split("</table>", 1)[0]

@@ -46,7 +46,7 @@ class ManifestRef(Contract):
     version_id: str | None = None
     sha256: str = ""
     source: str | None = Field(
-        None, description="Where the manifest was saved before S3, e.g. efs:/data/manifests/x.yaml (the EFS watcher's upload)."
+        None, description="Where the manifest was saved before S3 (its `source` metadata), e.g. efs:/data/manifests/x.yaml."
     )
 
 

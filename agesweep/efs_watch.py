@@ -36,9 +36,11 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 UPLOAD_PREFIX = "manifests/efs/"
 STATE_PREFIX = "efs-watch/"
 STATE_KEY = f"{STATE_PREFIX}state.json"
-# S3 user metadata of an uploaded manifest (boto3 reads them back lower-case, without x-amz-meta-)
-META_EFS_PATH = "agesweep-efs-path"  # percent-encoded: metadata values must be ASCII
-META_SHA256 = "agesweep-sha256"
+# S3 user metadata of an uploaded manifest, the same members `agesweep submit` writes (boto3 reads
+# them back without x-amz-meta-): source = efs:<path as jobs see it>, percent-encoded (metadata
+# values must be ASCII), and sha256 of the bytes.
+META_SOURCE = "source"
+META_SHA256 = "sha256"
 SOURCE_SCHEME = "efs:"
 STALE_CLAIM_S = 900.0  # longer than the Lambda's timeout: a claim this old lost its watcher
 SUBJECT_MAX = 100
@@ -182,9 +184,10 @@ def container_path(folder: str, path: str) -> str:
 
 
 def source_from_metadata(metadata: dict[str, str]) -> str | None:
-    """The ManifestRef.source of an object the watcher uploaded (``efs:/data/manifests/x.yaml``)."""
-    encoded = metadata.get(META_EFS_PATH)
-    return f"{SOURCE_SCHEME}{unquote(encoded)}" if encoded else None
+    """ManifestRef.source of an uploaded manifest: ``efs:/data/manifests/x.yaml`` (the watcher,
+    ``agesweep submit --efs``) or ``file:x.yaml`` (``agesweep submit``); None for a plain upload."""
+    encoded = metadata.get(META_SOURCE)
+    return unquote(encoded) if encoded else None
 
 
 def _digest(*parts: str) -> str:
@@ -294,7 +297,7 @@ class Watcher:
         return Taken(path=path, outcome=outcome[when], sha256=sha, key=key, version_id=(result or {}).get("version_id"))
 
     def _upload(self, path: str, key: str, raw: bytes, sha: str) -> dict[str, Any]:
-        metadata = {META_EFS_PATH: quote(container_path(self.folder, path)), META_SHA256: sha}
+        metadata = {META_SOURCE: quote(SOURCE_SCHEME + container_path(self.folder, path), safe="/:"), META_SHA256: sha}
         put = self.s3.put_object(Bucket=self.bucket, Key=key, Body=raw, Metadata=metadata)
         return {"key": key, "version_id": put.get("VersionId")}
 

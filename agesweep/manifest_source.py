@@ -44,8 +44,9 @@ def read_manifest_file(path: Path) -> bytes:
 
 
 def manifest_origin(s3: Any, bucket: str, key: str, version_id: str | None) -> str | None:
-    """Where an uploaded manifest came from, when its uploader said so in the object's metadata
-    (the EFS watcher: ``efs:/data/manifests/x.yaml``); None for a plain upload or a missing object."""
+    """Where an uploaded manifest came from, when its uploader said so in the object's ``source``
+    metadata (the EFS watcher and `agesweep submit --efs`: ``efs:/data/manifests/x.yaml``); None for
+    a plain upload or a missing object."""
     request: dict[str, Any] = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
     try:
         metadata = s3.head_object(**request).get("Metadata") or {}

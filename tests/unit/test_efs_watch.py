@@ -15,8 +15,8 @@ from moto import mock_aws
 
 from agesweep import efs_claims
 from agesweep.efs_watch import (
-    META_EFS_PATH,
     META_SHA256,
+    META_SOURCE,
     STATE_KEY,
     Look,
     Watcher,
@@ -140,7 +140,7 @@ def test_settle_first_look_is_a_baseline_renames_keep_their_state_and_deletions_
 
 def test_mount_folder_and_source() -> None:
     assert mount_folder("/data/manifests/", "/mnt/data") == Path("/mnt/data/manifests")
-    assert source_from_metadata({META_EFS_PATH: "/data/manifests/caf%C3%A9.yaml"}) == "efs:/data/manifests/café.yaml"
+    assert source_from_metadata({META_SOURCE: "efs:/data/manifests/caf%C3%A9.yaml"}) == "efs:/data/manifests/café.yaml"
     assert source_from_metadata({}) is None
 
 
@@ -158,7 +158,7 @@ def test_a_saved_manifest_is_uploaded_once_with_its_origin(aws: tuple[Any, Any, 
     second = w.look(clock.tick())
     assert [t.outcome for t in second.taken] == ["uploaded"]
     head = s3.head_object(Bucket=BUCKET, Key="manifests/efs/team/m.yaml")
-    assert head["Metadata"][META_EFS_PATH] == "/data/manifests/team/m.yaml"
+    assert head["Metadata"][META_SOURCE] == "efs:/data/manifests/team/m.yaml"
     assert len(head["Metadata"][META_SHA256]) == 64
     assert s3.get_object(Bucket=BUCKET, Key="manifests/efs/team/m.yaml")["Body"].read() == MANIFEST
     state_versions = len(versions(s3, STATE_KEY))

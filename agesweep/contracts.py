@@ -45,6 +45,9 @@ class ManifestRef(Contract):
     key: str
     version_id: str | None = None
     sha256: str = ""
+    source: str | None = Field(
+        None, description="Where the manifest was saved before S3 (its `source` metadata), e.g. efs:/data/manifests/x.yaml."
+    )
 
 
 class ExecutionInput(Contract):

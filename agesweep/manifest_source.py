@@ -13,6 +13,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from agesweep import aws
+from agesweep.efs_watch import source_from_metadata
 from agesweep.errors import InputMissing, ManifestInvalid
 from agesweep.manifest_loading import MAX_MANIFEST_BYTES
 
@@ -40,3 +41,15 @@ def read_manifest_file(path: Path) -> bytes:
             return fh.read(MAX_MANIFEST_BYTES + 1)
     except OSError as exc:
         raise ManifestInvalid([f"manifest: cannot read {path}: {exc.strerror or exc} (a readable file)"]) from None
+
+
+def manifest_origin(s3: Any, bucket: str, key: str, version_id: str | None) -> str | None:
+    """Where an uploaded manifest came from, when its uploader said so in the object's ``source``
+    metadata (the EFS watcher and `agesweep submit --efs`: ``efs:/data/manifests/x.yaml``); None for
+    a plain upload or a missing object."""
+    request: dict[str, Any] = {"Bucket": bucket, "Key": key, **({"VersionId": version_id} if version_id else {})}
+    try:
+        metadata = s3.head_object(**request).get("Metadata") or {}
+    except ClientError:
+        return None
+    return source_from_metadata(metadata)

@@ -220,6 +220,7 @@ def local(
     workers = workers or os.cpu_count() or 1
     data_dir = (data or workdir / "data").resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "manifests").mkdir(exist_ok=True)  # the EFS watcher's folder (/data/manifests/)
     ensure_input_data(data_dir, console)
     stack = LocalCloud(
         workdir=workdir.resolve(),
@@ -235,7 +236,8 @@ def local(
             console.print(Panel(
                 f"endpoint  {stack.endpoint}\nbucket    {stack.bucket}\nstate machine {stack.state_machine_arn}\n"
                 f"job queue {stack.job_queue_arn}\ntopic     {stack.topic_arn}\n\n"
-                f"aws --endpoint-url {stack.endpoint} s3 cp m.yaml s3://{stack.bucket}/manifests/m.yaml",
+                f"aws --endpoint-url {stack.endpoint} s3 cp m.yaml s3://{stack.bucket}/manifests/m.yaml\n"
+                f"or save it on the local EFS: cp m.yaml {data_dir / 'manifests'}/",
                 title="agesweep local --serve", expand=False,
             ))
             console.print(f"[dim]names also in {stack.workdir / 'endpoint.json'}; Ctrl-C stops[/dim]")

@@ -24,9 +24,13 @@ def runs_table(stack_name: str, listed: list[RunSummary]) -> Table:
         table.add_column(column, justify="left")
     for column in ("duration", "ok", "failed", "of"):
         table.add_column(column, justify="right")
+    with_source = any(r.source for r in listed)
+    if with_source:
+        table.add_column("from", justify="left", overflow="fold")
     for r in listed:
-        table.add_row(r.run_id, styled(r.status), fmt_time(r.started_at), fmt_duration(r.duration_s),
-                      _count(r.succeeded), _count(r.failed), _count(r.total))
+        cells = [r.run_id, styled(r.status), fmt_time(r.started_at), fmt_duration(r.duration_s),
+                 _count(r.succeeded), _count(r.failed), _count(r.total)]
+        table.add_row(*cells, *([r.source or ""] if with_source else []))
     return table
 
 
@@ -39,7 +43,8 @@ def runs(
     """List the stack's recent runs with outcome and duration, newest first.
 
     Each run: status, start, duration and — once collated — how many (age, slice) pairs
-    succeeded and failed, of how many (from runs/<run_id>/summary.json).
+    succeeded and failed, of how many (from runs/<run_id>/summary.json), and where its manifest
+    came from when its uploader said so (efs:/data/manifests/x.yaml for a manifest saved on EFS).
 
     Exit codes: 0 listed, 2 unknown stack or AWS problem.
     """

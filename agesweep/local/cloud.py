@@ -8,6 +8,7 @@ serves moto's hooks (agesweep.local.moto_hooks) by delegating to them:
 - lambdas.py     Lambda handlers run in this process
 - events.py      EventBridge delivery and the events AWS services emit themselves
 - batch_jobs.py  Batch jobs run their job definition's real command as local processes
+- schedules.py   scheduled rules fire (every `schedule_interval_s`); EFS mounts map to the data folder
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from agesweep.local.events import Events
 from agesweep.local.lambdas import Lambdas
 from agesweep.local.plumbing import FAKE_CREDENTIALS, Plumbing, free_port
 from agesweep.local.resources import Deployed, Resources
+from agesweep.local.schedules import DEFAULT_INTERVAL_S, Scheduler, with_local_mounts
 from agesweep.local.template import Pseudo, StackSpec
 from agesweep.settings import LOCAL_ENV
 
@@ -50,6 +52,7 @@ class LocalCloud:
         spot_interruptions: list[SpotInterruption] | None = None,
         simulated_failures: list[SimulatedFailure] | None = None,
         port: int | None = None,
+        schedule_interval_s: float = DEFAULT_INTERVAL_S,
     ) -> None:
         self.root = root
         self.workdir = workdir
@@ -75,6 +78,7 @@ class LocalCloud:
             spot_interruptions=spot_interruptions,
             simulated_failures=simulated_failures,
         )
+        self.scheduler = Scheduler(self.pseudo, self.events.deliver_now, schedule_interval_s)
         # the simulations stay editable between runs (a test clears them before a rerun)
         self.spot_interruptions = self.batch.spot_interruptions
         self.simulated_failures = self.batch.simulated_failures
@@ -167,11 +171,15 @@ class LocalCloud:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         moto_hooks.activate(self)
-        self._deployed = self.resources.create(self.resources.read_spec(self.root), self.lambdas.register)
+        self._deployed = self.resources.create(
+            self.resources.read_spec(self.root), lambda name, fn: self.lambdas.register(name, with_local_mounts(fn, self.data_dir))
+        )
         self.batch.job_log_group = self._deployed.job_log_group
         self.batch.start_workers()  # a compute environment of `workers` job slots
+        self.scheduler.start()  # e.g. the EFS watcher, looking at <data>/manifests/
 
     def stop(self) -> None:
+        self.scheduler.stop()
         self.batch.stop()
         moto_hooks.activate(None)
         if self._server is not None:

@@ -44,6 +44,8 @@ class Events:
 
     def deliver_to_target(self, rule: Any, target: dict[str, Any], event: EventMessageType) -> bool:
         """Deliver asynchronously, as EventBridge does; failures go to the target's DLQ."""
+        if getattr(rule, "scheduled_expression", None):
+            return True  # a scheduled rule matches no event (moto's empty pattern matches all): see schedules.py
         payload = target_payload(target, event)
         self.plumbing.spawn(self._deliver, rule.name, target, event, payload)
         return True
@@ -78,6 +80,10 @@ class Events:
             sqs = self.plumbing.client("sqs")
             url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
             sqs.send_message(QueueUrl=url, MessageBody=json.dumps(event))
+
+    def deliver_now(self, rule_name: str, target: dict[str, Any], event: EventMessageType) -> None:
+        """Deliver in this thread (the local scheduler's: one look at a time, as on a rate schedule)."""
+        self._deliver(rule_name, target, event, target_payload(target, event))
 
     def put_aws_event(self, source: str, detail_type: str, resources: list[str], detail: dict[str, Any]) -> None:
         """Deliver an event that an AWS service itself would emit to the default bus."""

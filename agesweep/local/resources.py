@@ -217,7 +217,12 @@ class Resources:
         events = self.plumbing.client("events")
         for logical_id, rule in spec.rules.items():
             name = self.names.attribute(logical_id, "Name")
-            events.put_rule(Name=name, EventPattern=json.dumps(rule.event_pattern), State="ENABLED")
+            trigger = (
+                {"ScheduleExpression": rule.schedule_expression}
+                if rule.schedule_expression
+                else {"EventPattern": json.dumps(rule.event_pattern)}
+            )
+            events.put_rule(Name=name, State="ENABLED", **trigger)
             targets = [{key: value for key, value in target.items() if key in _TARGET_KEYS} for target in rule.targets]
             if targets:
                 events.put_targets(Rule=name, Targets=targets)

@@ -228,6 +228,7 @@ class FunctionSpec:
     handler: str
     environment: dict[str, str]
     timeout: int
+    mount_paths: list[str] = field(default_factory=list)  # FileSystemConfigs' LocalMountPath (EFS)
 
 
 @dataclass
@@ -235,6 +236,7 @@ class RuleSpec:
     logical_id: str
     event_pattern: dict[str, Any]
     targets: list[dict[str, Any]]
+    schedule_expression: str | None = None  # a scheduled rule (it has no event pattern)
 
 
 @dataclass
@@ -294,6 +296,7 @@ def read_stack(root: Path, resolver_factory: Callable[[dict[str, Any]], Resolver
             handler=str(props.get("Handler", globals_fn.get("Handler", "app.lambda_handler"))),
             environment={k: str(v) for k, v in resolver.resolve(env).items()},
             timeout=int(props.get("Timeout", globals_fn.get("Timeout", 3))),
+            mount_paths=[str(c["LocalMountPath"]) for c in props.get("FileSystemConfigs") or []],
         )
 
     sm_id = _single(resources, "AWS::Serverless::StateMachine")
@@ -309,8 +312,9 @@ def read_stack(root: Path, resolver_factory: Callable[[dict[str, Any]], Resolver
     rules = {
         logical_id: RuleSpec(
             logical_id=logical_id,
-            event_pattern=resolver.resolve(res["Properties"]["EventPattern"]),
+            event_pattern=resolver.resolve(res["Properties"].get("EventPattern") or {}),
             targets=resolver.resolve(res["Properties"].get("Targets") or []),
+            schedule_expression=res["Properties"].get("ScheduleExpression"),
         )
         for logical_id, res in _of_type(resources, "AWS::Events::Rule").items()
     }

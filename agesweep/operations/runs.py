@@ -24,6 +24,7 @@ class RunSummary:
     total: int | None = None
     succeeded: int | None = None
     failed: int | None = None
+    source: str | None = None  # where the manifest was saved before S3 (the EFS watcher's path), once collated
 
     @property
     def duration_s(self) -> float | None:
@@ -64,5 +65,6 @@ def list_runs(stack: DeployedStack, limit: int = 20) -> list[RunSummary]:
             summary = read_summary(stack, run.run_id)
             if summary is not None:
                 run.total, run.succeeded, run.failed = summary.total, summary.succeeded, summary.failed
+                run.source = summary.lineage.manifest.source
         runs.append(run)
     return runs

@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from agesweep import aws
 from agesweep.contracts import ExecutionInput
 from agesweep.errors import AgesweepError
-from agesweep.manifest_source import read_manifest_version
+from agesweep.manifest_source import manifest_origin, read_manifest_version
 from agesweep.plan import validate_and_plan
 from agesweep.preflight import Preflight
 from agesweep.settings import Settings
@@ -35,6 +35,8 @@ def lambda_handler(event: ExecutionInput, context: LambdaContext) -> dict[str, A
     location = {"bucket": event.bucket, "key": event.key, "version_id": event.version_id}
     try:
         raw = read_manifest_version(aws.client("s3"), event.bucket, event.key, event.version_id)
+        if source := manifest_origin(aws.client("s3"), event.bucket, event.key, event.version_id):
+            location["source"] = source  # e.g. the EFS path the watcher uploaded it from
         plan = validate_and_plan(
             raw,
             source_name=event.key,

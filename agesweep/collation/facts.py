@@ -44,6 +44,7 @@ class JobFacts(BaseModel):
     array_index: int | None = None
     image: str | None = None
     job_definition: str | None = None
+    reclaims: int = 0  # attempts that lost their host (Host EC2*)
 
     @classmethod
     def of(cls, description: Mapping[str, Any]) -> JobFacts:
@@ -70,4 +71,5 @@ class JobFacts(BaseModel):
             array_index=job.array_index,
             image=job.container.image,
             job_definition=job.jobDefinition,
+            reclaims=sum(1 for a in job.attempts if (a.statusReason or "").startswith("Host EC2")),
         )

@@ -23,14 +23,14 @@ from moto.core.config import DefaultConfig
 from moto.events.utils import EventMessageType
 
 from agesweep.local import moto_hooks
-from agesweep.local.batch_jobs import BatchJobs, JobEvent, SimulatedFailure, SpotInterruption
+from agesweep.local.batch_jobs import BatchJobs, Chaos, JobEvent, SimulatedFailure, SpotInterruption
 from agesweep.local.events import Events
 from agesweep.local.lambdas import Lambdas
 from agesweep.local.plumbing import FAKE_CREDENTIALS, Plumbing, free_port
 from agesweep.local.resources import Deployed, Resources
 from agesweep.local.template import Pseudo, StackSpec
 
-__all__ = ["REPO_ROOT", "JobEvent", "LocalCloud", "SimulatedFailure", "SpotInterruption"]
+__all__ = ["REPO_ROOT", "Chaos", "JobEvent", "LocalCloud", "SimulatedFailure", "SpotInterruption"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,6 +48,7 @@ class LocalCloud:
         spot_interruptions: list[SpotInterruption] | None = None,
         simulated_failures: list[SimulatedFailure] | None = None,
         port: int | None = None,
+        chaos: Chaos | None = None,
     ) -> None:
         self.root = root
         self.workdir = workdir
@@ -72,6 +73,7 @@ class LocalCloud:
             emit_event=self.events.put_aws_event,
             spot_interruptions=spot_interruptions,
             simulated_failures=simulated_failures,
+            chaos=chaos,
         )
         # the simulations stay editable between runs (a test clears them before a rerun)
         self.spot_interruptions = self.batch.spot_interruptions
@@ -165,6 +167,7 @@ class LocalCloud:
         moto_hooks.activate(self)
         self._deployed = self.resources.create(self.resources.read_spec(self.root), self.lambdas.register)
         self.batch.job_log_group = self._deployed.job_log_group
+        self.batch.queue_capacity = dict(self._deployed.queue_capacity)
         self.batch.start_workers()  # a compute environment of `workers` job slots
 
     def stop(self) -> None:
@@ -218,8 +221,8 @@ class LocalCloud:
     def invoke_function(self, function: Any, event: Any) -> tuple[str, bool, str]:
         return self.lambdas.invoke(function.function_name, function.function_arn, event)
 
-    def start_batch_job(self, backend: Any, job: Any, include_start_attempt: bool) -> None:
-        self.batch.start_batch_job(backend, job, include_start_attempt)
+    def start_batch_job(self, backend: Any, job: Any, include_start_attempt: bool, retry_strategy: Any = None) -> None:
+        self.batch.start_batch_job(backend, job, include_start_attempt, retry_strategy)
 
     def deliver_to_target(self, rule: Any, target: dict[str, Any], event: EventMessageType) -> bool:
         return self.events.deliver_to_target(rule, target, event)

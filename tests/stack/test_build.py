@@ -84,7 +84,7 @@ def built(sam_build: Path) -> dict[str, Any]:
             "env": {k: env_value(k, v) for k, v in props["Environment"]["Variables"].items()},
             "handler": props["Handler"],
         }
-    assert len(functions) == 4, sorted(functions)
+    assert len(functions) == 5, sorted(functions)
     return functions
 
 
@@ -125,6 +125,7 @@ def test_only_collate_results_gets_the_plotting_layer(built: dict[str, Any]) -> 
         "ValidateManifestFunction": ["AgesweepLayer"],
         "CollateResultsFunction": ["AgesweepLayer", "PlottingLayer"],
         "FormatAlertFunction": ["AgesweepLayer"],
+        "ClassifyFailureFunction": ["AgesweepLayer"],
     }
 
 
@@ -235,7 +236,8 @@ def lambda_env(fn: dict[str, Any], tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "function", ["StartRunFunction", "ValidateManifestFunction", "CollateResultsFunction", "FormatAlertFunction"]
+    "function",
+    ["StartRunFunction", "ValidateManifestFunction", "CollateResultsFunction", "FormatAlertFunction", "ClassifyFailureFunction"],
 )
 def test_handler_imports_from_its_function_and_layers_alone(
     function: str, built: dict[str, Any], tmp_path: Path

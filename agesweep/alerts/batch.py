@@ -98,7 +98,8 @@ def read_children(batch: Any, job: JobDescription) -> list[JobDescription]:
 
 def silenced(job: JobDescription, children: list[JobDescription], on_demand_queue: str | None) -> str | None:
     """Why this failure needs no alert of its own, if it needs none: a cancelled job (the
-    execution's ABORTED alert says what was cancelled) or a spot-first job the state machine is about to resubmit to on-demand (not a failure yet)."""
+    execution's ABORTED alert says what was cancelled) or a spot-first job the state machine is
+    about to resubmit to on-demand (not a failure yet)."""
     if is_cancel(job.reason):
         return "cancelled"
     if on_demand_queue and job.jobQueue != on_demand_queue and classify(job, children).escalate:

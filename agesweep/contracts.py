@@ -125,7 +125,12 @@ class PlanItem(Contract):
     parameters: dict[str, str] = Field(description="Batch Parameters: the Ref:: values of the job command.")
     container_overrides: ContainerOverrides
     timeout: JobTimeout
-    retry_strategy: RetryStrategy
+    retry_strategy: RetryStrategy = Field(
+        description="The spot-first submission's: Attempts = the manifest's spot reclaims before on-demand."
+    )
+    on_demand_retry_strategy: RetryStrategy | None = Field(
+        None, description="The one resubmission to the on-demand queue after that many host reclaims."
+    )
     tags: dict[str, str]
 
     def slice_spans(self) -> list[tuple[int, int]]:
@@ -249,15 +254,39 @@ class CaughtError(Contract):
     Cause: str | None = None
 
 
+Capacity = Literal["spot", "on-demand"]
+
+
+class Escalation(Contract):
+    """ClassifyFailure's verdict on a failed spot-first submission: escalate to on-demand or not."""
+
+    escalate: bool
+    reason: str = Field(description="The failure in one line (the job's, or its failed children's commonest).")
+    reclaims: int = Field(0, description="Attempts (of the job and its children) that lost their host.")
+    job_id: str | None = Field(None, description="The spot-first job that failed.")
+    children: int = 0
+    failed_children: int = 0
+    reasons: list[str] = Field(default_factory=list, description="The first few distinct failure reasons.")
+
+
+class ClassifyInput(Contract):
+    """The ClassifyFailure state's payload: the item's array size and the spot-first job's caught error."""
+
+    array_size: int = 0
+    error: CaughtError
+
+
 class ItemResult(Contract):
-    """What one Map iteration records (RecordSuccess / RecordFailure in the ASL)."""
+    """What one Map iteration records (RecordSuccess / RecordFailure / RecordOnDemand* in the ASL)."""
 
     age: int
     job_name: str
     array_size: int
     status: Literal["SUCCEEDED", "FAILED"]
+    capacity: Capacity = Field("spot", description="The queue of the job recorded here: spot-first, or on-demand after escalation.")
     job: SubmittedJob | None = None
     error: CaughtError | None = None
+    escalation: Escalation | None = Field(None, description="Why the spot-first job failed, when it did.")
 
     def cause_job(self) -> dict[str, Any] | None:
         """The failed job's description (camelCase) when the caught error carries one."""
@@ -386,11 +415,15 @@ class SliceOutcome(BaseModel):
     array_index: int | None = None
     log_stream: str | None = None
     log_url: str | None = None
+    capacity: str | None = Field(
+        None, description="spot or on-demand: the queue that ran the final attempt (else what its compute environment says)."
+    )
+    reclaims: int = Field(0, description="Attempts of this slice lost to a host reclaim (spot and on-demand).")
+    log_tail: list[str] = Field(default_factory=list, description="The last lines of a failed job's log.")
     metrics: JobMetrics | None = Field(None, description="The job's metrics JSON, without its lineage.")
     metrics_lineage: Lineage | None = None
     suspect: bool = Field(False, description="The training looks wrong (trainer's divergence verdict or collation's checks).")
     suspect_reasons: list[str] = Field(default_factory=list)
-    capacity: str | None = Field(None, description="spot / on-demand: what the job ran on (or is assumed to have).")
 
     @property
     def succeeded(self) -> bool:
@@ -411,6 +444,9 @@ class AgeOutcome(BaseModel):
     status: str
     status_reason: str | None = None
     error: CaughtError | None = Field(None, description="The Map iteration's caught error, if any.")
+    capacity: str = Field("spot", description="spot, or on-demand when the item escalated.")
+    reclaims: int = Field(0, description="Host reclaims the item suffered, over all its jobs and children.")
+    escalated_from: str | None = Field(None, description="The spot-first job id of an escalated item.")
     parameters: dict[str, str] = Field(default_factory=dict)
     slices: list[SliceOutcome]
 
@@ -424,6 +460,9 @@ class Failure(BaseModel):
     exit_code: int | None = None
     attempts: int = 0
     log_url: str | None = None
+    capacity: str | None = None
+    reclaims: int = 0
+    log_tail: list[str] = Field(default_factory=list, description="The last lines of the job's log, in its own words.")
 
 
 class RunLineage(BaseModel):
@@ -525,5 +564,5 @@ class Summary(BaseModel):
 
 
 BOUNDARY_MODELS: tuple[type[BaseModel], ...] = (
-    ExecutionInput, Plan, PlanItem, ItemResult, CollateInput, CollateOutput, Summary,
+    ExecutionInput, Plan, PlanItem, ClassifyInput, Escalation, ItemResult, CollateInput, CollateOutput, Summary,
 )

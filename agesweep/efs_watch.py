@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field
 
 from agesweep.efs_claims import Marker, get_json, put_json, run_once
-from agesweep.manifest import MAX_MANIFEST_BYTES
+from agesweep.manifest_loading import MAX_MANIFEST_BYTES
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 UPLOAD_PREFIX = "manifests/efs/"

@@ -270,7 +270,13 @@ class JobOverrides(_Strict):
         None, ge=1, le=20_160, description="Per-attempt timeout in minutes (Batch minimum 60 s; at most 14 days)."
     )
     attempts: int | None = Field(
-        None, ge=1, le=10, description="Batch attempts per job (1 = no retry); only spot/host failures are retried."
+        None, ge=1, le=10,
+        description="Batch attempts of the on-demand resubmission (1 = no retry); only host failures are retried.",
+    )
+    spot_reclaims_before_on_demand: int = Field(
+        2, ge=1, le=10,
+        description="Host reclaims a job may suffer on the spot-first queue (Batch retries it in place each time) "
+        "before the state machine resubmits it, once, to the on-demand queue, resuming from its checkpoint.",
     )
 
 

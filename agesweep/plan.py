@@ -289,6 +289,9 @@ def plan(
     sha = manifest_sha256
     timeout = JobTimeout(AttemptDurationSeconds=60 * (manifest.job.timeout_minutes or stack.default_timeout_minutes))
     retry = RetryStrategy(Attempts=manifest.job.attempts or stack.default_attempts, EvaluateOnExit=EVALUATE_ON_EXIT)
+    # On the spot-first queue Batch retries a lost host in place; the N-th reclaim ends the job and
+    # the state machine escalates the item to the on-demand queue (with `retry` there).
+    spot_retry = RetryStrategy(Attempts=manifest.job.spot_reclaims_before_on_demand, EvaluateOnExit=EVALUATE_ON_EXIT)
     overrides = _resource_overrides(manifest)
     overrides_chars = len(overrides.model_dump_json())
     if overrides_chars > CONTAINER_OVERRIDES_MAX:
@@ -335,7 +338,8 @@ def plan(
                     },
                     container_overrides=overrides,
                     timeout=timeout,
-                    retry_strategy=retry,
+                    retry_strategy=spot_retry,
+                    on_demand_retry_strategy=retry,
                     tags={**base_tags, "agesweep:age": str(age), "agesweep:slice": slice_tag, **user_tags},
                 )
             )

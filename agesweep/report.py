@@ -361,6 +361,10 @@ def status_grid_html(summary: Summary) -> str:
     return f'<table class="grid"><thead><tr><th>age</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _tail_html(lines: list[str]) -> str:
+    return f"<pre class=\"tail\">{escape(chr(10).join(lines))}</pre>" if lines else ""
+
+
 def failures_html(summary: Summary) -> str:
     if not summary.failures:
         return "<p>Nothing failed.</p>"
@@ -369,13 +373,25 @@ def failures_html(summary: Summary) -> str:
         link = f'<a href="{escape(f.log_url, quote=True)}">log</a>' if f.log_url else "no log stream"
         rows.append(
             f"<tr><td>{f.age}</td><td>{f.start_index}-{f.end_index}</td><td>{escape(f.status)}</td>"
-            f"<td>{escape(f.reason)}</td><td>{'' if f.exit_code is None else f.exit_code}</td>"
-            f"<td>{f.attempts}</td><td>{link}</td></tr>"
+            f"<td>{escape(f.reason)}{_tail_html(f.log_tail)}</td><td>{'' if f.exit_code is None else f.exit_code}</td>"
+            f"<td>{f.attempts}</td><td>{escape(f.capacity or '')}</td><td>{f.reclaims}</td><td>{link}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>age</th><th>slice</th><th>status</th><th>reason</th><th>exit</th>"
-        f"<th>attempts</th><th>log</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        "<table><thead><tr><th>age</th><th>slice</th><th>status</th><th>reason (last lines of the log)</th><th>exit</th>"
+        f"<th>attempts</th><th>capacity</th><th>reclaims</th><th>log</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def capacity_html(summary: Summary) -> str:
+    """Per item: the capacity that finished it and the host reclaims it took."""
+    touched = [a for a in summary.ages if a.reclaims or a.capacity == "on-demand"]
+    if not touched:
+        return "<p>No spot reclaims; every item ran on the spot-first queue.</p>"
+    rows = "".join(
+        f"<tr><td>{a.age}</td><td>{escape(a.status)}</td><td>{escape(a.capacity)}</td><td>{a.reclaims}</td></tr>"
+        for a in touched
+    )
+    return f"<table><thead><tr><th>age</th><th>status</th><th>finished on</th><th>reclaims</th></tr></thead><tbody>{rows}</tbody></table>"
 
 
 def metrics_table_html(summary: Summary) -> str:
@@ -445,6 +461,8 @@ ages {escape(format_ages(ages))}; {summary.failed_percent:.3g}% failed, {summary
 {status_grid_html(summary)}
 <h2>Failures</h2>
 {failures_html(summary)}
+<h2>Spot reclaims and escalations</h2>
+{capacity_html(summary)}
 <h2>All jobs</h2>
 {metrics_table_html(summary)}
 {f'<h2>Notes</h2><ul class="notes">{notes}</ul>' if notes else ''}

@@ -25,11 +25,16 @@ BATCH_DETAIL_TYPE = "Batch Job State Change"
 EXECUTION_DETAIL_TYPE = "Step Functions Execution Status Change"
 
 
-def alert_for(event: Mapping[str, Any], *, sfn: Any = None, log_group: str = DEFAULT_LOG_GROUP) -> Alert:
-    """Dispatch on detail-type; reads the execution history through ``sfn`` for execution events."""
+def alert_for(
+    event: Mapping[str, Any], *, sfn: Any = None, log_group: str = DEFAULT_LOG_GROUP, batch: Any = None,
+    logs: Any = None, on_demand_queue: str | None = None,
+) -> Alert | None:
+    """Dispatch on detail-type; reads the execution history through ``sfn`` for execution events,
+    an array job's children through ``batch`` and a job's log through ``logs``. None: no alert is due
+    (a cancelled job, an array child, a spot job the state machine escalates to on-demand)."""
     envelope = AlertEvent.of(event)
     if envelope.detail_type == BATCH_DETAIL_TYPE:
-        return batch_job_failed(envelope, log_group=log_group)
+        return batch_job_failed(envelope, log_group=log_group, batch=batch, logs=logs, on_demand_queue=on_demand_queue)
     if envelope.detail_type == EXECUTION_DETAIL_TYPE:
         arn = ExecutionDetail.model_validate(envelope.detail).executionArn
         history = read_history(sfn, arn) if sfn is not None and arn else []

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from agesweep import aws
 from agesweep.alerts.common import subject_line, when
 from agesweep.alerts.models import Alert, AlertEvent
 from agesweep.batch_job import JobDescription
+from agesweep.escalation import classify, is_cancel
+from agesweep.joblogs import log_tail
 from agesweep.links import DEFAULT_LOG_GROUP, batch_job_console_url, log_url
 from agesweep.text import format_duration
 
@@ -33,13 +36,27 @@ def _slice_of(job: JobDescription) -> str | None:
     return f"{start}-{end}"
 
 
-def _array_line(job: JobDescription) -> list[str]:
+def _array_line(job: JobDescription, children: list[JobDescription]) -> list[str]:
     props = job.arrayProperties
     if not props.size:
         return []
-    counts = props.statusSummary
-    tally = f", {counts.get('FAILED', 0)} failed, {counts.get('SUCCEEDED', 0)} succeeded" if counts else ""
-    return [f"Array job: {props.size} children{tally}"]
+    failed = [c for c in children if c.status == "FAILED"]
+    if children:
+        succeeded = sum(c.status == "SUCCEEDED" for c in children)
+        lines = [f"Array job: {props.size} children, {len(failed)} failed, {succeeded} succeeded"]
+    else:
+        counts = props.statusSummary
+        tally = f", {counts.get('FAILED', 0)} failed, {counts.get('SUCCEEDED', 0)} succeeded" if counts else ""
+        lines = [f"Array job: {props.size} children{tally}"]
+    reasons = classify(job, children).reasons if failed else []
+    if reasons:
+        lines.append("First reasons of the failed children:")
+        lines += [f"  - {reason}" for reason in reasons]
+    return lines
+
+
+def _tail_lines(tail: list[str]) -> list[str]:
+    return ["", "Last lines of the job's log:", *[f"  | {line}" for line in tail]] if tail else []
 
 
 def _attempt_lines(job: JobDescription) -> list[str]:
@@ -72,12 +89,34 @@ def _job_lines(job: JobDescription, region: str) -> list[str]:
     return lines
 
 
+def read_children(batch: Any, job: JobDescription) -> list[JobDescription]:
+    """An array parent's children, described (none for a single job or without a client)."""
+    if batch is None or not job.jobId or not job.arrayProperties.size or job.arrayProperties.index is not None:
+        return []
+    return [JobDescription.of(c) for c in aws.array_children(batch, job.jobId, job.arrayProperties.size)]
+
+
+def silenced(job: JobDescription, children: list[JobDescription], on_demand_queue: str | None) -> str | None:
+    """Why this failure needs no alert of its own, if it needs none: a cancelled job (the
+    execution's ABORTED alert says what was cancelled) or a spot-first job the state machine is
+    about to resubmit to on-demand (not a failure yet)."""
+    if is_cancel(job.reason):
+        return "cancelled"
+    if on_demand_queue and job.jobQueue != on_demand_queue and classify(job, children).escalate:
+        return "escalating to on-demand"
+    return None
+
+
 def batch_job_failed(
-    event: Mapping[str, Any] | AlertEvent, *, log_group: str = DEFAULT_LOG_GROUP, region: str | None = None
-) -> Alert:
-    """The alert for one "Batch Job State Change" event with status FAILED."""
+    event: Mapping[str, Any] | AlertEvent, *, log_group: str = DEFAULT_LOG_GROUP, region: str | None = None,
+    batch: Any = None, logs: Any = None, on_demand_queue: str | None = None,
+) -> Alert | None:
+    """The alert for one "Batch Job State Change" event with status FAILED (None: no alert due)."""
     envelope = AlertEvent.of(event)
     job = JobDescription.of(envelope.detail)
+    children = read_children(batch, job)
+    if silenced(job, children, on_demand_queue):
+        return None
     region = region or envelope.region
     run_id = _param_or_tag(job, "run_id", "agesweep:run_id")
     age = _param_or_tag(job, "age", "agesweep:age")
@@ -93,15 +132,19 @@ def batch_job_failed(
     ]
     if slice_label:
         lines.append(f"Slice: {slice_label}" + (f" (array child {index})" if index is not None else ""))
-    lines += _array_line(job)
+    lines += _array_line(job, children)
     max_attempts = job.retryStrategy.attempts
     lines.append(f"Attempt: {len(job.attempts) or 1}" + (f" of {max_attempts}" if max_attempts else ""))
     lines.append(f"Reason: {job.reason or 'no reason given'}")
     exit_code = job.exit_code
     lines.append(f"Exit code: {exit_code if exit_code is not None else 'none (the container did not exit on its own)'}")
-    link = log_url(log_group, job.log_stream, region)
+    failed_child = next((c for c in children if c.status == "FAILED" and c.log_stream), None)
+    stream = job.log_stream or (failed_child.log_stream if failed_child else None)
+    link = log_url(log_group, stream, region)
     lines.append(f"Log: {link}" if link else "Log: none (the job never started a container)")
+    lines += _tail_lines(log_tail(logs, log_group, stream))
     lines += _attempt_lines(job) + _job_lines(job, region)
-    lines += ["", "The sweep goes on with the other ages; this one will be in the run's retry-manifest.yaml."]
+    lines += ["", "The sweep goes on with the other ages. When it finishes, its summary lists this age and "
+              f"runs/{run_id or '<run_id>'}/retry-manifest.yaml reruns it (a cancelled run writes none)."]
     subject = subject_line(f"agesweep job failed: {what}, run {run_id or 'unknown'}")
     return Alert(subject=subject, message="\n".join(lines) + "\n", run_id=run_id)

@@ -56,13 +56,46 @@ def _headline(run_id: str, status: str, error: str | None, state: str | None) ->
     return f"Run {run_id} failed{where}" + (f": {error}" if error else "") + "."
 
 
+def _job_age(text: Any) -> str | None:
+    parsed = loads_json(text)
+    if not isinstance(parsed, dict):
+        return None
+    params = parsed.get("Parameters") or parsed.get("parameters") or {}
+    age = params.get("age") if isinstance(params, dict) else None
+    return str(age) if age is not None else None
+
+
+def cancelled_lines(history: Iterable[Mapping[str, Any]]) -> list[str]:
+    """What a stop cut short: the ages whose Batch job was submitted and had not ended."""
+    started: dict[str, None] = {}
+    ended: set[str] = set()
+    for event in history:
+        kind = str(event.get("type", ""))
+        details = next((v for k, v in event.items() if k.endswith("EventDetails") and isinstance(v, dict)), {})
+        if kind == "TaskScheduled" and "submitJob" in str(details.get("resource", "")):
+            age = _job_age(details.get("parameters"))
+            if age is not None:
+                started[age] = None
+        elif kind in ("TaskSucceeded", "TaskFailed"):
+            age = _job_age(details.get("output") or details.get("cause"))
+            if age is not None:
+                ended.add(age)
+    cut = [age for age in started if age not in ended]
+    lines = ["", f"Cancelled: {len(cut)} age{'s' if len(cut) != 1 else ''} in flight"
+             + (f" ({', '.join(cut[:40])})" if cut else "") + f"; {len(ended)} had finished before the stop.",
+             "Their Batch jobs were terminated; each one's own alert is silent, this is the only message.",
+             "No summary, report or retry manifest was written (the run did not reach CollateResults).",
+             "Finished ages keep their outputs; a rerun of the same run skips them."]
+    return lines
+
+
 def _explanation(status: str, error: str | None) -> list[str]:
     if error in WHY:
         return [WHY[error]]
     if status == "TIMED_OUT":
         return ["The execution ran past the state machine's TimeoutSeconds; jobs still running were not collated."]
     if status == "ABORTED":
-        return ["Someone or something stopped the execution; Batch jobs it submitted may still be running."]
+        return ["Someone or something stopped the execution (StopExecution or agesweep cancel)."]
     return []
 
 
@@ -120,11 +153,13 @@ def execution_failed(event: Mapping[str, Any] | AlertEvent, history: Iterable[Ma
     detail = ExecutionDetail.model_validate(envelope.detail)
     run_id = detail.name or "unknown"
     status = detail.status or "FAILED"
+    history = list(history)
     found = failure_from_history(history)
     error = found.error or detail.error
     cause = found.cause or detail.cause
     lines = [
         _headline(run_id, status, error, found.state), "", *_explanation(status, error),
-        *_why_lines(found, error, cause), *_execution_lines(detail, run_id, status, envelope.region),
+        *_why_lines(found, error, cause), *(cancelled_lines(history) if status == "ABORTED" else []),
+        *_execution_lines(detail, run_id, status, envelope.region),
     ]
     return Alert(subject=_executionsubject_line(run_id, status, error), message="\n".join(lines) + "\n", run_id=run_id)

@@ -57,6 +57,7 @@ class JobFacts(BaseModel):
     memory_mib: int | None = None
     gpus: int | None = None
     runs: tuple[tuple[float, str], ...] = Field((), description="(seconds, capacity) of every attempt that ran.")
+    reclaims: int = 0  # attempts that lost their host (Host EC2*)
 
     @classmethod
     def of(cls, description: Mapping[str, Any]) -> JobFacts:
@@ -86,6 +87,7 @@ class JobFacts(BaseModel):
             array_index=job.array_index,
             image=job.container.image,
             job_definition=job.jobDefinition,
+            reclaims=sum(1 for a in job.attempts if (a.statusReason or "").startswith("Host EC2")),
         )
 
 

@@ -151,6 +151,7 @@ def slice_outcome(
         array_index=facts.array_index,
         log_stream=facts.log_stream,
         log_url=job_log_url(into.log_group, facts.log_stream, into.region, facts.job_id, facts.attempts),
+        reclaims=facts.reclaims,
         metrics=kept_metrics(found) if found else None,
         metrics_lineage=(found.lineage or Lineage()) if found else None,
         suspect=bool(reasons),
@@ -192,6 +193,16 @@ def item_outcome(
             slice_outcome(item.age, span, iteration.facts, iteration.status, iteration.reason, into, item)
             for span in item.slice_spans()
         ]
+    capacity = result.capacity if result is not None else "spot"
+    escalation = result.escalation if result is not None else None
+    escalated = capacity == "on-demand"
+    spot_reclaims = escalation.reclaims if escalation is not None and escalated else 0
+    for outcome in slices:
+        if outcome.job_id or outcome.status not in ("MISSING", "NOT_SUBMITTED"):
+            outcome.capacity = capacity
+        if item.array_size < 2:  # a single job: its spot job's reclaims are this slice's too
+            outcome.reclaims += spot_reclaims
+    reclaims = sum(s.reclaims for s in slices) + (spot_reclaims if item.array_size >= 2 else 0)
     if iteration.status != SUCCEEDED:
         status = iteration.status
     else:
@@ -204,6 +215,9 @@ def item_outcome(
         status=status,
         status_reason=iteration.reason,
         error=iteration.error,
+        capacity=capacity,
+        reclaims=reclaims,
+        escalated_from=escalation.job_id if escalated and escalation is not None else None,
         parameters=dict(item.parameters),
         slices=slices,
     )
@@ -214,6 +228,7 @@ def failures_of(slices: Sequence[SliceOutcome]) -> list[Failure]:
         Failure(
             age=s.age, start_index=s.start_index, end_index=s.end_index, status=s.status,
             reason=s.status_reason or NO_REASON, exit_code=s.exit_code, attempts=s.attempts, log_url=s.log_url,
+            capacity=s.capacity, reclaims=s.reclaims, log_tail=list(s.log_tail),
         )
         for s in slices
         if not s.succeeded

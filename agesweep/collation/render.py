@@ -30,9 +30,10 @@ METRIC_COLUMNS = (
 )
 CSV_COLUMNS = (
     "run_id", "age", "start_index", "end_index", "status", "status_reason", "exit_code", "attempts",
-    "duration_s", "started_at", "stopped_at", "job_id", "array_index", "log_stream", "log_url", "capacity",
-    *METRIC_COLUMNS, "suspect", "suspect_reasons",
+    "duration_s", "started_at", "stopped_at", "job_id", "array_index", "log_stream", "log_url",
+    "capacity", "reclaims", "log_tail", *METRIC_COLUMNS, "suspect", "suspect_reasons",
 )
+TAIL_IN_MESSAGE = 3
 
 
 def finite_json(value: Any) -> Any:
@@ -81,6 +82,7 @@ def summary_csv(summary: Summary) -> str:
     for s in summary.slices():
         row = {k: v for k, v in s.model_dump().items() if k in CSV_COLUMNS}
         row["run_id"] = summary.run_id
+        row["log_tail"] = " | ".join(s.log_tail)
         for key in METRIC_COLUMNS:
             row[key] = getattr(s.metrics, key) if s.metrics else None
         row["suspect"] = "yes" if s.suspect else ""
@@ -169,6 +171,10 @@ def _failure_line(f: Failure) -> str:
         detail.append(f"exit {f.exit_code}")
     if f.attempts:
         detail.append(f"{f.attempts} attempt{'s' if f.attempts != 1 else ''}")
+    if f.capacity:
+        detail.append(f"on {f.capacity}")
+    if f.reclaims:
+        detail.append(f"{f.reclaims} reclaim{'s' if f.reclaims != 1 else ''}")
     extra = f" ({', '.join(detail)})" if detail else ""
     return f"- age {f.age}, slice {f.start_index}-{f.end_index}: {f.reason}{extra}"
 
@@ -179,10 +185,25 @@ def _failure_lines(summary: Summary) -> list[str]:
     lines = ["", f"Failures ({len(summary.failures)}):"]
     for f in summary.failures[:MAX_FAILURES_IN_MESSAGE]:
         lines.append(_failure_line(f))
+        lines += [f"  | {line}" for line in f.log_tail[-TAIL_IN_MESSAGE:]]
         if f.log_url:
             lines.append(f"  log: {f.log_url}")
     if len(summary.failures) > MAX_FAILURES_IN_MESSAGE:
         lines.append(f"... and {len(summary.failures) - MAX_FAILURES_IN_MESSAGE} more in the report.")
+    return lines
+
+
+def _capacity_lines(summary: Summary) -> list[str]:
+    """Which capacity finished each item, when any item was reclaimed or escalated."""
+    touched = [a for a in summary.ages if a.reclaims or a.capacity == "on-demand"]
+    if not touched:
+        return []
+    lines = ["", "Spot reclaims and escalations:"]
+    for a in touched[:MAX_FAILURES_IN_MESSAGE]:
+        how = "escalated to on-demand" if a.capacity == "on-demand" else "stayed on spot"
+        lines.append(f"- age {a.age}: {a.reclaims} reclaim{'s' if a.reclaims != 1 else ''}, {how}, {a.status}")
+    if len(touched) > MAX_FAILURES_IN_MESSAGE:
+        lines.append(f"... and {len(touched) - MAX_FAILURES_IN_MESSAGE} more in the report.")
     return lines
 
 
@@ -203,6 +224,9 @@ def _file_lines(summary: Summary, uris: Mapping[str, str]) -> list[str]:
 
 def message(summary: Summary, uris: Mapping[str, str]) -> str:
     """The SNS summary body: plain text that reads on a phone."""
-    lines = [f"Run {summary.run_id}", "", *_run_lines(summary), *_failure_lines(summary), *_file_lines(summary, uris)]
+    lines = [
+        f"Run {summary.run_id}", "", *_run_lines(summary), *_failure_lines(summary), *_capacity_lines(summary),
+        *_file_lines(summary, uris),
+    ]
     lines += [f"Note: {note}" for note in summary.notes[:5]]
     return "\n".join(lines) + "\n"

@@ -12,7 +12,8 @@ from agesweep.collation.join import collate
 from agesweep.collation.render import message, subject, summary_csv, summary_json
 from agesweep.collation.retry import retry_file, validate_retry_manifest
 from agesweep.collation.store import read_child_facts, read_job_facts, read_manifest, read_metrics, run_prefix, write_files
-from agesweep.contracts import CollateOutput, ItemResult, Plan
+from agesweep.contracts import CollateOutput, ItemResult, Plan, Summary
+from agesweep.joblogs import log_tail
 from agesweep.links import DEFAULT_LOG_GROUP, s3_console_url
 from agesweep.report import render_report
 from agesweep.settings import local_mode
@@ -50,6 +51,17 @@ def read_array_children(batch: Any, plan: Plan, results: Sequence[ItemResult | N
     return children
 
 
+def attach_log_tails(summary: Summary, logs: Any, log_group: str) -> None:
+    """Each failed slice (and its failure row) gets the last lines of its job's log."""
+    tails: dict[tuple[int, int, int], list[str]] = {}
+    for outcome in summary.slices():
+        if not outcome.succeeded and outcome.log_stream:
+            outcome.log_tail = log_tail(logs, log_group, outcome.log_stream)
+            tails[(outcome.age, outcome.start_index, outcome.end_index)] = outcome.log_tail
+    for failure in summary.failures:
+        failure.log_tail = tails.get((failure.age, failure.start_index, failure.end_index), [])
+
+
 def collate_run(
     plan: Plan,
     results: Sequence[ItemResult | None],
@@ -59,6 +71,7 @@ def collate_run(
     region: str | None = None,
     batch: Any = None,
     s3: Any = None,
+    logs: Any = None,
     now: datetime | None = None,
     validate_manifest: Callable[[str], None] | None = validate_retry_manifest,
     local: bool | None = None,
@@ -78,6 +91,8 @@ def collate_run(
     metrics = read_metrics(s3, *metrics_location(plan, bucket))
     local = local_mode() if local is None else local
     summary = collate(plan, results, jobs, children, metrics, log_group=log_group, region=region, now=now, local=local)
+    if summary.failures:
+        attach_log_tails(summary, logs or aws.client("logs"), log_group)
 
     uris = output_uris(bucket, plan.run_id, region)
     retry_text = retry_file(summary, lambda: read_manifest(s3, plan.manifest, bucket), validate_manifest)

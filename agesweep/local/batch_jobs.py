@@ -10,6 +10,7 @@ import datetime as dt
 import fnmatch
 import os
 import queue
+import random
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from agesweep.links import local_log_file
+from agesweep.local import moto_hooks
 from agesweep.local.plumbing import FAKE_CREDENTIALS, Plumbing
 
 _TERMINATE_GRACE_S = 10.0
@@ -29,11 +31,39 @@ _HOST_RECLAIMED = "Host EC2 (instance i-0local) terminated."
 
 @dataclass
 class SpotInterruption:
-    """Local stand-in for an EC2 spot reclaim: the first attempt of a job is stopped by its host
-    once its output shows `after_output` (by default: once training has started)."""
+    """Local stand-in for an EC2 spot reclaim: the first `times` attempts of this age's jobs on a
+    spot-first queue are stopped by their host once their output shows `after_output` (by default:
+    once training has started). A reclaim warns first (SIGTERM: the trainer checkpoints, then
+    SIGKILL after a grace period); `hard` kills at once (SIGKILL, no warning), as a host that vanishes."""
 
     age: int
     after_output: str = "epoch "
+    times: int = 1
+    hard: bool = False
+
+
+@dataclass
+class Chaos:
+    """Random host loss, seeded: each attempt on a spot-first queue is reclaimed with probability
+    `reclaim_share`, and each attempt on any queue hard-killed with probability `kill_share`, at a
+    random point of its first `within_s` seconds. The draw depends on (seed, job name, array index,
+    attempt), never on scheduling order, so a seed replays the same chaos."""
+
+    reclaim_share: float = 0.0
+    kill_share: float = 0.0
+    seed: int = 0
+    within_s: float = 4.0
+
+    def draw(self, job: Any, attempt: int, spot: bool) -> tuple[float, bool] | None:
+        """(seconds into the attempt, hard kill?) when this attempt loses its host, else None."""
+        index = (job.array_properties or {}).get("index")
+        rng = random.Random(f"{self.seed}:{job.job_name}:{index}:{attempt}:{spot}")
+        reclaim, kill, at = rng.random(), rng.random(), rng.uniform(0.2, self.within_s)
+        if kill < self.kill_share:
+            return at, True
+        if spot and reclaim < self.reclaim_share:
+            return at, False
+        return None
 
 
 @dataclass
@@ -94,6 +124,7 @@ class BatchJobs:
         emit_event: EventSink,
         spot_interruptions: list[SpotInterruption] | None = None,
         simulated_failures: list[SimulatedFailure] | None = None,
+        chaos: Chaos | None = None,
     ) -> None:
         self.plumbing = plumbing
         self.root = root
@@ -105,6 +136,8 @@ class BatchJobs:
         self.emit_event = emit_event
         self.spot_interruptions = {item.age: item for item in spot_interruptions or []}
         self.simulated_failures = {item.age: item for item in simulated_failures or []}
+        self.chaos = chaos
+        self.queue_capacity: dict[str, str] = {}  # job queue name → spot | on-demand (set from the template)
         self.job_log_group = "/aws/batch/job"  # set from the job definition's awslogs options
         self.job_events: list[JobEvent] = []
         self._queue: queue.Queue[Any] = queue.Queue()  # FIFO, like a Batch job queue
@@ -125,8 +158,10 @@ class BatchJobs:
                 process.kill()
 
     # ------------------------------------------------------------------ the moto hook's side
-    def start_batch_job(self, backend: Any, job: Any, include_start_attempt: bool) -> None:
+    def start_batch_job(self, backend: Any, job: Any, include_start_attempt: bool, retry_strategy: Any = None) -> None:
         backend.backend._jobs[job.job_id] = job
+        # SubmitJob's RetryStrategy overrides the job definition's (moto keeps only the latter)
+        job.agesweep_retry_strategy = retry_strategy or job.job_definition.retry_strategy
         if include_start_attempt:
             job.status = "RUNNABLE"
             self._queue.put(job)
@@ -147,7 +182,15 @@ class BatchJobs:
             self._job_event(job.job_id).set()
         attempt = len(job.attempts)
         self.job_events.append(JobEvent(job.job_id, job.job_name, job.status, attempt, job.job_stopped_reason))
-        self.emit_event("aws.batch", "Batch Job State Change", [job.arn], job.describe())
+        self.emit_event("aws.batch", "Batch Job State Change", [job.arn], moto_hooks.described_job(job))
+
+    def is_spot(self, job: Any) -> bool:
+        return self.queue_capacity.get(job.job_queue.name, "spot") == "spot"
+
+    def log_paths(self, job_id: str) -> list[Path]:
+        """The local log file of each attempt of a job, oldest first."""
+        stem = job_id.replace(":", "_")
+        return sorted(self.logs_dir.glob(f"{stem}-attempt*.log"), key=lambda p: int(p.stem.rpartition("attempt")[2] or 0))
 
     # ------------------------------------------------------------------ running jobs
     def _worker(self) -> None:
@@ -178,7 +221,8 @@ class BatchJobs:
         self._emit_job_change(parent)
 
     def _run_job(self, job: Any) -> None:
-        attempts_allowed = int((job.job_definition.retry_strategy or {}).get("attempts", 1))
+        strategy = getattr(job, "agesweep_retry_strategy", None) or job.job_definition.retry_strategy
+        attempts_allowed = int((strategy or {}).get("attempts", 1))
         while True:
             if job.stop:
                 job._mark_stopped(success=False)
@@ -191,7 +235,7 @@ class BatchJobs:
                 self._emit_job_change(job)
                 return
             can_retry = not job.stop and len(job.attempts) < attempts_allowed
-            if can_retry and retry_action(job.job_definition.retry_strategy, reason, exit_code) == "RETRY":
+            if can_retry and retry_action(strategy, reason, exit_code) == "RETRY":
                 self.plumbing.log(f"job {job.job_name} attempt {len(job.attempts)} failed ({reason}); retrying")
                 job.status = "RUNNABLE"
                 self._emit_job_change(job)
@@ -282,6 +326,8 @@ class BatchJobs:
             self._emit_job_change(job)
             reason = self._supervise(job, process, log_path, attempt, started)
             exit_code = process.wait()
+            if exit_code < 0:  # killed by a signal: a container reports 128 + the signal number
+                exit_code = 128 - exit_code
             self._processes.pop(job.job_id, None)
         self._ship_log(job, log_path)
         job.latest_attempt["container"]["exitCode"] = exit_code
@@ -294,16 +340,25 @@ class BatchJobs:
         """Wait for the attempt's process; stop it (SIGTERM, then SIGKILL) on TerminateJob, timeout or
         a simulated spot reclaim. Returns the attempt's status reason."""
         timeout = job._get_attempt_duration()
-        age = job_age(job)
-        interruption = self.spot_interruptions.get(age) if attempt == 1 and age is not None else None
+        interruption = self._interruption(job, attempt)
+        chaos = self.chaos.draw(job, attempt, self.is_spot(job)) if self.chaos else None
+        hard = False
         while process.poll() is None:
             stop_reason: str | None = None
+            elapsed = time.monotonic() - started
             if job.stop:
                 stop_reason = job.job_stopped_reason or "Terminated by user"
-            elif timeout and time.monotonic() - started > timeout:
+            elif timeout and elapsed > timeout:
                 stop_reason = "Job attempt duration exceeded timeout"
             elif interruption is not None and interruption.after_output.encode() in log_path.read_bytes():
-                stop_reason = _HOST_RECLAIMED
+                stop_reason, hard = _HOST_RECLAIMED, interruption.hard
+            elif chaos is not None and elapsed > chaos[0]:
+                stop_reason, hard = _HOST_RECLAIMED, chaos[1]
+            if stop_reason and hard:
+                self.plumbing.log(f"job {job.job_name} attempt {attempt}: host lost without warning (SIGKILL)")
+                process.kill()
+                process.wait()
+                return stop_reason
             if stop_reason:
                 process.send_signal(signal.SIGTERM)
                 try:
@@ -313,6 +368,14 @@ class BatchJobs:
                 return stop_reason
             time.sleep(0.05)
         return "Essential container in task exited"
+
+    def _interruption(self, job: Any, attempt: int) -> SpotInterruption | None:
+        """The simulated reclaim of this attempt: only on a spot-first queue, only the first `times`."""
+        age = job_age(job)
+        interruption = self.spot_interruptions.get(age) if age is not None else None
+        if interruption is None or attempt > interruption.times or not self.is_spot(job):
+            return None
+        return interruption
 
     def _ship_log(self, job: Any, log_path: Path) -> None:
         """Send the attempt's output to CloudWatch Logs, as the awslogs driver would."""

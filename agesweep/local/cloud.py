@@ -25,7 +25,7 @@ from moto.events.utils import EventMessageType
 
 from agesweep.links import LOCAL_LOGS_ENV
 from agesweep.local import moto_hooks
-from agesweep.local.batch_jobs import BatchJobs, JobEvent, SimulatedFailure, SpotInterruption
+from agesweep.local.batch_jobs import BatchJobs, Chaos, JobEvent, SimulatedFailure, SpotInterruption
 from agesweep.local.events import Events
 from agesweep.local.lambdas import Lambdas
 from agesweep.local.plumbing import FAKE_CREDENTIALS, Plumbing, free_port
@@ -34,7 +34,7 @@ from agesweep.local.schedules import DEFAULT_INTERVAL_S, Scheduler, with_local_m
 from agesweep.local.template import Pseudo, StackSpec
 from agesweep.settings import LOCAL_ENV
 
-__all__ = ["REPO_ROOT", "JobEvent", "LocalCloud", "SimulatedFailure", "SpotInterruption"]
+__all__ = ["REPO_ROOT", "Chaos", "JobEvent", "LocalCloud", "SimulatedFailure", "SpotInterruption"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,6 +53,7 @@ class LocalCloud:
         simulated_failures: list[SimulatedFailure] | None = None,
         port: int | None = None,
         schedule_interval_s: float = DEFAULT_INTERVAL_S,
+        chaos: Chaos | None = None,
     ) -> None:
         self.root = root
         self.workdir = workdir
@@ -77,6 +78,7 @@ class LocalCloud:
             emit_event=self.events.put_aws_event,
             spot_interruptions=spot_interruptions,
             simulated_failures=simulated_failures,
+            chaos=chaos,
         )
         self.scheduler = Scheduler(self.pseudo, self.events.deliver_now, schedule_interval_s)
         # the simulations stay editable between runs (a test clears them before a rerun)
@@ -175,6 +177,7 @@ class LocalCloud:
             self.resources.read_spec(self.root), lambda name, fn: self.lambdas.register(name, with_local_mounts(fn, self.data_dir))
         )
         self.batch.job_log_group = self._deployed.job_log_group
+        self.batch.queue_capacity = dict(self._deployed.queue_capacity)
         self.batch.start_workers()  # a compute environment of `workers` job slots
         self.scheduler.start()  # e.g. the EFS watcher, looking at <data>/manifests/
 
@@ -230,8 +233,8 @@ class LocalCloud:
     def invoke_function(self, function: Any, event: Any) -> tuple[str, bool, str]:
         return self.lambdas.invoke(function.function_name, function.function_arn, event)
 
-    def start_batch_job(self, backend: Any, job: Any, include_start_attempt: bool) -> None:
-        self.batch.start_batch_job(backend, job, include_start_attempt)
+    def start_batch_job(self, backend: Any, job: Any, include_start_attempt: bool, retry_strategy: Any = None) -> None:
+        self.batch.start_batch_job(backend, job, include_start_attempt, retry_strategy)
 
     def deliver_to_target(self, rule: Any, target: dict[str, Any], event: EventMessageType) -> bool:
         return self.events.deliver_to_target(rule, target, event)

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import botocore.session
 from moto.awslambda.models import LambdaFunction
 from moto.batch.models import BatchBackend, Job
+from moto.batch.responses import BatchResponse
 from moto.batch_simple.models import BatchSimpleBackend
 from moto.events.models import Rule
 from moto.events.utils import EventMessageType
@@ -54,6 +55,7 @@ PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by local mode
     (BatchBackend, "describe_jobs"),
     (Job, "_get_container_property"),
     (StateTaskServiceBatch, "_build_sync_resolver"),
+    (BatchResponse, "submitjob"),
 ]
 
 # Longest wait between a .sync Batch task's status checks. moto checks every 0.5 s; with 40 ages
@@ -71,7 +73,9 @@ class LocalRuntime(Protocol):
 
     def invoke_function(self, function: LambdaFunction, event: Any) -> tuple[str, bool, str]: ...
 
-    def start_batch_job(self, backend: BatchSimpleBackend, job: Job, include_start_attempt: bool) -> None: ...
+    def start_batch_job(
+        self, backend: BatchSimpleBackend, job: Job, include_start_attempt: bool, retry_strategy: Any = None
+    ) -> None: ...
 
     def deliver_to_target(self, rule: Rule, target: dict[str, Any], event: EventMessageType) -> bool: ...
 
@@ -87,6 +91,7 @@ _service_models: dict[str, Any] = {}
 
 
 _polled_job: dict[int, str] = {}
+_submitting = threading.local()  # the RetryStrategy of the SubmitJob request this thread serves
 
 
 class _SyncPollClock:
@@ -214,7 +219,7 @@ def _hook_batch() -> None:
     def _mark_job_as_finished(self: BatchSimpleBackend, include_start_attempt: bool, job: Job) -> None:
         if _active is None:
             return original(self, include_start_attempt, job)
-        _active.start_batch_job(self, job, include_start_attempt)
+        _active.start_batch_job(self, job, include_start_attempt, getattr(_submitting, "retry_strategy", None))
         return None
 
     BatchSimpleBackend._mark_job_as_finished = _mark_job_as_finished  # type: ignore[method-assign]  # the hook itself
@@ -275,19 +280,29 @@ def _hook_stopped_stays_stopped() -> None:
     Environment.set_error = set_error  # type: ignore[method-assign]  # the hook itself
 
 
+def described_job(job: Job) -> dict[str, Any]:
+    """A job's description; an array child's carries ``arrayProperties.index``, as on AWS."""
+    described = job.describe()
+    index = (job.array_properties or {}).get("index")
+    if index is not None and "arrayProperties" not in described:
+        described["arrayProperties"] = {"index": index}
+    return described
+
+
 def _hook_describe_jobs() -> None:
     """Defect: BatchBackend.describe_jobs iterates self._jobs while SubmitJob (another request
     thread) adds to it: "dictionary changed size during iteration", a 500 that fails the .sync
-    task with States.Runtime once many jobs are submitted at once. Iterate a snapshot."""
+    task with States.Runtime once many jobs are submitted at once. Iterate a snapshot. An array
+    child's description also lacks its ``arrayProperties.index``; add it, as AWS sends it."""
 
     def describe_jobs(self: BatchBackend, jobs: list[str] | None) -> list[dict[str, Any]]:
         if not jobs:
-            return [job.describe() for job in list(self._jobs.values())]  # list(): atomic snapshot
+            return [described_job(job) for job in list(self._jobs.values())]  # list(): atomic snapshot
         found = [self._jobs.get(job_id) for job_id in dict.fromkeys(jobs)]
         if any(job is None for job in found):  # some were given as ARNs
             by_arn = {job.arn: job for job in list(self._jobs.values())}
             found = [self._jobs.get(job_id) or by_arn.get(job_id) for job_id in dict.fromkeys(jobs)]
-        return [job.describe() for job in found if job is not None]
+        return [described_job(job) for job in found if job is not None]
 
     BatchBackend.describe_jobs = describe_jobs  # type: ignore[method-assign]  # the hook itself
 
@@ -311,6 +326,26 @@ def _hook_container_environment() -> None:
     Job._get_container_property = _get_container_property  # type: ignore[method-assign]  # the hook itself
 
 
+def _hook_submit_retry_strategy() -> None:
+    """moto's SubmitJob ignores the request's RetryStrategy ("not yet implemented"), so every job
+    would get its job definition's attempts. The state machine sets them per submission (the spot
+    reclaims before on-demand), so hand the request's RetryStrategy to the runtime: SubmitJob reaches
+    _mark_job_as_finished in the same request thread."""
+    original = BatchResponse.submitjob
+
+    def submitjob(self: BatchResponse) -> str:
+        strategy = self._get_param("retryStrategy")
+        if strategy and "evaluateOnExit" in strategy:
+            strategy = {**strategy, "evaluateOnExit": [dict(rule) for rule in strategy["evaluateOnExit"]]}
+        _submitting.retry_strategy = strategy
+        try:
+            return original(self)
+        finally:
+            _submitting.retry_strategy = None
+
+    BatchResponse.submitjob = submitjob  # type: ignore[method-assign]  # the hook itself
+
+
 # In the order install() applies them (the same order as before the split).
 _HOOKS: tuple[Callable[[], None], ...] = (
     _hook_sync_poll,
@@ -322,4 +357,5 @@ _HOOKS: tuple[Callable[[], None], ...] = (
     _hook_stopped_stays_stopped,
     _hook_describe_jobs,
     _hook_container_environment,
+    _hook_submit_retry_strategy,
 )

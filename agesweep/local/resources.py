@@ -10,7 +10,7 @@ import json
 import warnings
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,17 @@ class Deployed:
     job_definition_arn: str
     job_log_group: str
     observer_url: str  # an SQS queue subscribed to the topic: what a subscriber receives
+    queue_capacity: dict[str, str] = field(default_factory=dict)  # job queue name → spot | on-demand
+
+
+def queue_capacity_of(spec: StackSpec, queue_logical_id: str) -> str:
+    """spot when the queue's first compute environment is SPOT (or FARGATE_SPOT), else on-demand."""
+    order: list[dict[str, Any]] = spec.resources[queue_logical_id].get("Properties", {}).get("ComputeEnvironmentOrder") or []
+    first: dict[str, Any] = min(order, key=lambda entry: int(entry.get("Order", 0)), default={})
+    ref = first.get("ComputeEnvironment")
+    logical = ref.get("Ref") if isinstance(ref, dict) else None
+    kind = (((spec.resources.get(str(logical)) or {}).get("Properties") or {}).get("ComputeResources") or {}).get("Type", "")
+    return "spot" if "SPOT" in str(kind).upper() else "on-demand"
 
 
 class PhysicalNames:
@@ -115,6 +126,7 @@ class Resources:
         self._create_queues_and_log_groups(spec)
         self._create_functions(spec, role_arn, register_function)
         job_queue_arn, job_definition_arn, job_log_group = self._create_batch(spec, role_arn)
+        queue_capacity = {self.names.attribute(lid, "Name"): queue_capacity_of(spec, lid) for lid in spec.job_queue_logical_ids}
         self._create_rules(spec)
         state_machine_arn = client("stepfunctions").create_state_machine(
             name=self.names.attribute(spec.state_machine_logical_id, "Name"),
@@ -131,6 +143,7 @@ class Resources:
             job_definition_arn=job_definition_arn,
             job_log_group=job_log_group,
             observer_url=observer_url,
+            queue_capacity=queue_capacity,
         )
 
     def read_spec(self, root: Path) -> StackSpec:
@@ -183,19 +196,22 @@ class Resources:
     def _create_batch(self, spec: StackSpec, role_arn: str) -> tuple[str, str, str]:
         """Compute environment, job queue and job definition; returns their ARNs and the job log group."""
         batch = self.plumbing.client("batch")
-        queue_props = spec.resources[spec.job_queue_logical_id]["Properties"]
         compute = batch.create_compute_environment(
             computeEnvironmentName=self.compute_environment_name,
             type="UNMANAGED",
             state="ENABLED",
             serviceRole=role_arn,
         )
-        job_queue_arn: str = batch.create_job_queue(
-            jobQueueName=self.names.attribute(spec.job_queue_logical_id, "Name"),
-            state="ENABLED",
-            priority=int(queue_props.get("Priority", 1)),
-            computeEnvironmentOrder=[{"order": 1, "computeEnvironment": compute["computeEnvironmentArn"]}],
-        )["jobQueueArn"]
+        # every queue of the template is served by the one local compute environment; which of
+        # them is spot-first (reclaims are simulated there only) is in Deployed.queue_capacity
+        for logical_id in spec.job_queue_logical_ids or [spec.job_queue_logical_id]:
+            batch.create_job_queue(
+                jobQueueName=self.names.attribute(logical_id, "Name"),
+                state="ENABLED",
+                priority=int(spec.resources[logical_id]["Properties"].get("Priority", 1)),
+                computeEnvironmentOrder=[{"order": 1, "computeEnvironment": compute["computeEnvironmentArn"]}],
+            )
+        job_queue_arn = self.names.physical(spec.job_queue_logical_id)
         jd = spec.job_definition
         job_definition_arn: str = batch.register_job_definition(
             jobDefinitionName=self.names.attribute(jd.logical_id, "Name"),

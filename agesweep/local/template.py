@@ -260,11 +260,12 @@ class StackSpec:
     definition: str
     rules: dict[str, RuleSpec]
     job_definition: JobDefinitionSpec
-    job_queue_logical_id: str
+    job_queue_logical_id: str  # the spot-first queue (the one the validate Lambda plans with)
     topic_logical_id: str
     bucket_logical_id: str
     resources: dict[str, dict[str, Any]]
     outputs: dict[str, dict[str, str]]
+    job_queue_logical_ids: list[str] = field(default_factory=list)  # every queue, spot-first first
 
 
 def _of_type(resources: Mapping[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
@@ -276,6 +277,20 @@ def _single(resources: Mapping[str, Any], type_name: str) -> str:
     if len(found) != 1:
         raise ValueError(f"template.yaml must have exactly one {type_name}; found {found or 'none'}")
     return found[0]
+
+
+def _job_queues(resources: Mapping[str, Any]) -> list[str]:
+    """The job queues, the one the validate Lambda plans with (its JOB_QUEUE_ARN) first."""
+    queues = sorted(_of_type(resources, "AWS::Batch::JobQueue"))
+    if not queues:
+        raise ValueError("template.yaml must have an AWS::Batch::JobQueue")
+    planned: set[str] = set()
+    for res in _of_type(resources, "AWS::Serverless::Function").values():
+        variables = ((res.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+        ref = variables.get("JOB_QUEUE_ARN")
+        if isinstance(ref, dict) and "Ref" in ref:
+            planned.add(str(ref["Ref"]))
+    return sorted(queues, key=lambda lid: (lid not in planned, lid))
 
 
 def read_stack(root: Path, resolver_factory: Callable[[dict[str, Any]], Resolver]) -> StackSpec:
@@ -331,6 +346,7 @@ def read_stack(root: Path, resolver_factory: Callable[[dict[str, Any]], Resolver
         tags={k: str(v) for k, v in (jd_props.get("Tags") or {}).items()},
     )
 
+    queues = _job_queues(resources)
     return StackSpec(
         root=root,
         functions=functions,
@@ -338,7 +354,8 @@ def read_stack(root: Path, resolver_factory: Callable[[dict[str, Any]], Resolver
         definition=definition,
         rules=rules,
         job_definition=job_definition,
-        job_queue_logical_id=_single(resources, "AWS::Batch::JobQueue"),
+        job_queue_logical_id=queues[0],
+        job_queue_logical_ids=queues,
         topic_logical_id=_single(resources, "AWS::SNS::Topic"),
         bucket_logical_id=next(
             lid for lid, res in _of_type(resources, "AWS::S3::Bucket").items()

@@ -35,6 +35,7 @@ def lambda_handler(event: CollateInput, context: LambdaContext) -> dict[str, Any
         log_group=os.environ.get("LOG_GROUP") or DEFAULT_LOG_GROUP,
         batch=aws.client("batch"),
         s3=aws.client("s3"),
+        logs=aws.client("logs"),
     )
     metrics.add_metric(name="JobsSucceeded", unit=MetricUnit.Count, value=collated.succeeded)
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=collated.failed)

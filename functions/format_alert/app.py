@@ -31,7 +31,14 @@ def lambda_handler(event: EventBridgeModel, context: LambdaContext) -> dict[str,
         event.model_dump(mode="json", by_alias=True),
         sfn=aws.client("stepfunctions"),
         log_group=os.environ.get("LOG_GROUP") or DEFAULT_LOG_GROUP,
+        batch=aws.client("batch"),
+        logs=aws.client("logs"),
+        on_demand_queue=os.environ.get("ON_DEMAND_JOB_QUEUE_ARN"),
     )
+    if alert is None:  # cancelled, an array child, or about to be resubmitted to on-demand
+        logger.info("no alert due", extra={"detail_type": event.detail_type})
+        metrics.add_metric(name="AlertsSilenced", unit=MetricUnit.Count, value=1)
+        return {"published": False}
     if alert.run_id:
         logger.append_keys(run_id=alert.run_id)
     published = aws.client("sns").publish(TopicArn=os.environ["TOPIC_ARN"], Subject=alert.subject, Message=alert.message)

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agesweep.cli import app
-from agesweep.manifest import MAX_MANIFEST_BYTES
+from agesweep.manifest_loading import MAX_MANIFEST_BYTES
 from agesweep.runs import run_id_for
 from tests.local.conftest import write_manifest
 

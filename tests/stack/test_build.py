@@ -126,6 +126,7 @@ def test_only_collate_results_gets_the_plotting_layer(built: dict[str, Any]) -> 
         "CollateResultsFunction": ["AgesweepLayer", "PlottingLayer"],
         "FormatAlertFunction": ["AgesweepLayer"],
         "WatchEfsFunction": ["AgesweepLayer"],
+        "ClassifyFailureFunction": ["AgesweepLayer"],
     }
 
 
@@ -237,7 +238,11 @@ def lambda_env(fn: dict[str, Any], tmp_path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize(
-    "function", ["StartRunFunction", "ValidateManifestFunction", "CollateResultsFunction", "FormatAlertFunction", "WatchEfsFunction"]
+    "function",
+    [
+        "StartRunFunction", "ValidateManifestFunction", "CollateResultsFunction", "FormatAlertFunction",
+        "WatchEfsFunction", "ClassifyFailureFunction",
+    ],
 )
 def test_handler_imports_from_its_function_and_layers_alone(
     function: str, built: dict[str, Any], tmp_path: Path

@@ -18,7 +18,8 @@ FUNCTIONS = {
         {"BUCKET_NAME", "JOB_QUEUE_ARN", "JOB_DEFINITION_ARN", "AGE_MIN", "AGE_MAX", "ALLOWED_BUCKETS"},
     ),
     "CollateResultsFunction": ("functions/collate_results/", {"BUCKET_NAME", "LOG_GROUP"}),
-    "FormatAlertFunction": ("functions/format_alert/", {"TOPIC_ARN", "LOG_GROUP"}),
+    "FormatAlertFunction": ("functions/format_alert/", {"TOPIC_ARN", "LOG_GROUP", "ON_DEMAND_JOB_QUEUE_ARN"}),
+    "ClassifyFailureFunction": ("functions/classify_failure/", set()),
 }
 # Invoked asynchronously by EventBridge, so a failed invocation must land somewhere (checkov CKV_AWS_116 is
 # skipped globally because the Step Functions-invoked functions never use a DLQ).
@@ -53,7 +54,7 @@ def test_function_code_handler_and_env_vars(resources: dict[str, Any], logical_i
     assert resources[logical_id]["Type"] == "AWS::Serverless::Function"
     assert props["CodeUri"] == code_uri
     assert props["Handler"] == "app.lambda_handler"
-    assert set(props["Environment"]["Variables"]) == env_names
+    assert set(props.get("Environment", {}).get("Variables", {})) == env_names
 
 
 def test_globals_carry_shared_config_and_the_layer(template: dict[str, Any]) -> None:
@@ -103,6 +104,8 @@ def test_state_machine_definition_and_substitutions(resources: dict[str, Any]) -
         "Partition": {"Ref": "AWS::Partition"},
         "ValidateManifestFunctionArn": {"Fn::GetAtt": ["ValidateManifestFunction", "Arn"]},
         "CollateResultsFunctionArn": {"Fn::GetAtt": ["CollateResultsFunction", "Arn"]},
+        "ClassifyFailureFunctionArn": {"Fn::GetAtt": ["ClassifyFailureFunction", "Arn"]},
+        "OnDemandJobQueueArn": {"Ref": "OnDemandJobQueue"},
         "TopicArn": {"Ref": "NotificationTopic"},
     }
     assert props["Tracing"] == {"Enabled": True}
@@ -155,7 +158,10 @@ def test_alert_rules(resources: dict[str, Any]) -> None:
     assert job["Properties"]["EventPattern"] == {
         "source": ["aws.batch"],
         "detail-type": ["Batch Job State Change"],
-        "detail": {"status": ["FAILED"], "jobQueue": [{"Ref": "JobQueue"}]},
+        "detail": {
+            "status": ["FAILED"], "jobQueue": [{"Ref": "JobQueue"}, {"Ref": "OnDemandJobQueue"}],
+            "arrayProperties": {"index": [{"exists": False}]},
+        },
     }
     for rule_id, rule in (("ExecutionFailedRule", failed), ("BatchJobFailedRule", job)):
         assert target(rule)["Arn"] == {"Fn::GetAtt": ["FormatAlertFunction", "Arn"]}
@@ -263,8 +269,11 @@ def test_state_machine_role_is_scoped(resources: dict[str, Any]) -> None:
     assert templates["SNSPublishMessagePolicy"] == {"TopicName": {"Fn::GetAtt": ["NotificationTopic", "TopicName"]}}
     statements = {s["Sid"]: s for p in policies if "Statement" in p for s in p["Statement"]}
     assert {"Ref": "JobQueue"} in statements["SubmitAndStopJobs"]["Resource"]
+    assert {"Ref": "OnDemandJobQueue"} in statements["SubmitAndStopJobs"]["Resource"]
     assert statements["ManagedRuleForBatchSync"]["Resource"]["Fn::Sub"].endswith(
         ":rule/StepFunctionsGetEventsForBatchJobsRule"
     )
     invoked = [p["LambdaInvokePolicy"]["FunctionName"] for p in policies if "LambdaInvokePolicy" in p]
-    assert invoked == [{"Ref": "ValidateManifestFunction"}, {"Ref": "CollateResultsFunction"}]
+    assert invoked == [
+        {"Ref": "ValidateManifestFunction"}, {"Ref": "CollateResultsFunction"}, {"Ref": "ClassifyFailureFunction"}
+    ]

@@ -64,6 +64,8 @@ def sample_value(value: Any, resources: dict[str, Any]) -> str:
         name, attribute = value["Fn::GetAtt"]
         if resources[name]["Type"] == "AWS::Serverless::Function" and attribute == "Arn":
             return f"arn:aws:lambda:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:function:stack-{name}-AbC123"
+    if "Ref" in value and resources.get(value["Ref"], {}).get("Type") == "AWS::Batch::JobQueue":
+        return f"arn:aws:batch:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:job-queue/{value['Ref']}-AbC123"
     if "Ref" in value and resources.get(value["Ref"], {}).get("Type") == "AWS::SNS::Topic":
         return f"arn:aws:sns:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:stack-{value['Ref']}-AbC123"
     pytest.fail(f"teach sample_value about this DefinitionSubstitutions value: {value}")

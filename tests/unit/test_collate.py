@@ -182,7 +182,7 @@ def test_message_reads_like_a_summary() -> None:
     assert "2 succeeded / 1 failed of 3 jobs (age x slice) - ABOVE tolerance (33.3% failed, 0% tolerated)" in lines
     assert "Duration: 3m 10s (2025-11-25T09:00:01Z to 2025-11-25T09:03:11Z)" in lines
     assert "Cost estimate: up to $6.45 on spot ($18.43 on-demand) + $0.0004 Step Functions; at most 384 vCPU-hours" in lines
-    assert "- age 55, slice 0-10000: Essential container in task exited (exit 1, 1 attempt)" in lines
+    assert "- age 55, slice 0-10000: Essential container in task exited (exit 1, 1 attempt, on spot)" in lines
     assert "Report: s3://b/runs/r/report.html" in lines
     assert "Retry manifest (failed pairs only): s3://b/runs/r/retry-manifest.yaml" in lines
 

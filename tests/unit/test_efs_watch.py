@@ -26,7 +26,7 @@ from agesweep.efs_watch import (
     settle,
     source_from_metadata,
 )
-from agesweep.manifest import MAX_MANIFEST_BYTES
+from agesweep.manifest_loading import MAX_MANIFEST_BYTES
 
 BUCKET = "agesweep-test-bucket"
 T0 = dt.datetime(2025, 11, 25, 10, 0, tzinfo=dt.UTC)

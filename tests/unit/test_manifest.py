@@ -50,7 +50,7 @@ def test_retries_is_spelled_attempts() -> None:
         parse_manifest(raw, "aladyn-0-10000.yaml")
     assert caught.value.problems == [
         "job.retries: unknown field 'retries' (did you mean 'attempts'? allowed: definition, queue, image, "
-        "vcpus, memory_mib, gpus, timeout_minutes, attempts)"
+        "vcpus, memory_mib, gpus, timeout_minutes, attempts, spot_reclaims_before_on_demand)"
     ]
 
 

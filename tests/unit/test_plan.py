@@ -77,7 +77,9 @@ def test_item_matches_the_internals_example(seed_plan: dict) -> None:
         "Environment": [{"Name": "OMP_NUM_THREADS", "Value": "2"}],
     }
     assert item["timeout"] == {"AttemptDurationSeconds": 14400}
-    assert item["retry_strategy"] == {"Attempts": 3, "EvaluateOnExit": [e.model_dump() for e in EVALUATE_ON_EXIT]}
+    # spot-first: the manifest's reclaims before on-demand (default 2); on-demand: the stack's attempts
+    assert item["retry_strategy"] == {"Attempts": 2, "EvaluateOnExit": [e.model_dump() for e in EVALUATE_ON_EXIT]}
+    assert item["on_demand_retry_strategy"] == {"Attempts": 3, "EvaluateOnExit": [e.model_dump() for e in EVALUATE_ON_EXIT]}
     assert item["retry_strategy"]["EvaluateOnExit"][-1] == {"OnReason": "*", "Action": "EXIT"}
     assert item["slices"] == [[0, 10000]] and item["output_folder"] == f"/data/output/{RUN_ID}/age_55/"
     assert item["tags"]["agesweep:run_id"] == RUN_ID and item["tags"]["agesweep:age"] == "55"
@@ -107,7 +109,7 @@ def test_defaults_come_from_the_stack_and_training_params_are_optional() -> None
     p = _plan("ages: [40]\nslices: [{start_index: 0, end_index: 10}]\n", "defaults.yaml")
     item = p["items"][0]
     assert item["container_overrides"] == {}
-    assert item["timeout"] == {"AttemptDurationSeconds": 240 * 60} and item["retry_strategy"]["Attempts"] == 3
+    assert item["timeout"] == {"AttemptDurationSeconds": 240 * 60} and item["on_demand_retry_strategy"]["Attempts"] == 3
     assert "epochs" not in item["parameters"]  # the job definition's default applies
     assert item["job_name"] == "defaults-0-10-age-40" and p["run_name"] == "defaults"
 

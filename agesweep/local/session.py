@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,8 +11,10 @@ from pathlib import Path
 
 from agesweep import aws, tracking
 from agesweep.contracts import CollateOutput, Plan
+from agesweep.errors import ManifestInvalid
 from agesweep.exit_codes import ExitCode
 from agesweep.local.cloud import LocalCloud
+from agesweep.manifest_loading import load_data
 from agesweep.runs import run_id_for
 
 _START_TIMEOUT_S = 60.0
@@ -57,10 +60,23 @@ class LocalRunResult:
         return ExitCode.SOME_FAILED
 
 
+def manifest_key(manifest: Path, raw: bytes) -> str:
+    """manifests/<run_name>.yaml when the manifest names its run (so a downloaded retry-manifest.yaml
+    runs as `<name>-retry-…`, not `retry-manifest-…`), else manifests/<file name>."""
+    try:
+        run_name = load_data(raw, manifest.name).get("run_name")
+    except ManifestInvalid:
+        run_name = None  # validation reports it once the run starts
+    if isinstance(run_name, str) and re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", run_name):
+        return f"manifests/{run_name}{manifest.suffix or '.yaml'}"
+    return f"manifests/{manifest.name}"
+
+
 def put_manifest(cloud: LocalCloud, manifest: Path, key: str | None = None) -> tuple[str, str]:
     """Upload the manifest under manifests/; return (key, run_id) of the version created."""
-    key = key or f"manifests/{manifest.name}"
-    version = cloud.client("s3").put_object(Bucket=cloud.bucket, Key=key, Body=manifest.read_bytes())["VersionId"]
+    raw = manifest.read_bytes()
+    key = key or manifest_key(manifest, raw)
+    version = cloud.client("s3").put_object(Bucket=cloud.bucket, Key=key, Body=raw)["VersionId"]
     return key, run_id_for(cloud.bucket, key, version)
 
 

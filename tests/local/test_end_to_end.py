@@ -126,12 +126,13 @@ def test_failed_age_is_not_retried_and_the_retry_manifest_reruns_only_it(make_st
     assert "51" in texts and result.run_id in texts
 
     stack.simulated_failures.clear()
-    retry_path = tmp_path / "partial-retry.yaml"
+    retry_path = tmp_path / "retry" / "retry-manifest.yaml"  # the downloaded file, as it is named
+    retry_path.parent.mkdir()
     retry_path.write_text((result.run_dir / "retry-manifest.yaml").read_text(), encoding="utf-8")
     rerun = run_manifest(stack, retry_path)
     assert rerun.exit_code == ExitCode.OK
     assert [(row.age, row.status) for row in rerun.rows] == [(51, "SUCCEEDED")]
-    assert rerun.run_id != result.run_id
+    assert rerun.run_id != result.run_id and rerun.run_id.startswith("partial-retry-")  # its run_name, not the file's
 
 
 def test_spot_interruption_is_retried_by_the_job_definition(make_stack, tmp_path: Path) -> None:

@@ -29,7 +29,10 @@ def cli(*args: str, input: str | None = None) -> Result:
 
 
 def _json(result: Result) -> dict:
-    return json.loads(result.stdout)
+    try:
+        return json.loads(result.stdout)
+    except ValueError as exc:
+        raise AssertionError(f"not one JSON document on stdout: {exc}\n{result.stdout[-3000:]}") from None
 
 
 def _wait_for(predicate, timeout_s: float = 60.0, poll_s: float = 0.3):  # type: ignore[no-untyped-def]
@@ -166,9 +169,14 @@ def test_cancel_a_running_sweep_after_flagging_its_runnable_job(make_stack, tmp_
         assert declined.exit_code == 0 and "nothing cancelled" in declined.output
         assert describe_run(found, run_id).status == "RUNNING"
 
-        cancelled = cli("cancel", run_id, *STACK, "--yes", "--json")
-        assert cancelled.exit_code == 0, cancelled.output
-        result = _json(cancelled)
+        # in its own process, as an operator runs it: the alert Lambdas that the terminated jobs
+        # trigger run in this process and would otherwise print into the in-process runner's stdout
+        cancelled = subprocess.run(
+            [sys.executable, "-m", "agesweep.cli", "cancel", run_id, *STACK, "--yes", "--json"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+        result = json.loads(cancelled.stdout)
         assert result["stopped"] is True
         assert sorted((job["age"], job["status"]) for job in result["terminated"]) == sorted(
             [(waiting_age, "RUNNABLE")] + [(row.age, "RUNNING") for row in snapshot.rows if row.status == "RUNNING"]

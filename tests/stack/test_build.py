@@ -84,7 +84,7 @@ def built(sam_build: Path) -> dict[str, Any]:
             "env": {k: env_value(k, v) for k, v in props["Environment"]["Variables"].items()},
             "handler": props["Handler"],
         }
-    assert len(functions) == 5, sorted(functions)
+    assert len(functions) == 6, sorted(functions)
     return functions
 
 

@@ -33,11 +33,27 @@ if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands 
 DEFAULT_WORKDIR = Path("agesweep-local")
 
 
-def ensure_input_data(data_dir: Path, console: Console) -> None:
-    """Generate the synthetic demo inputs under <data>/input on first use (cached afterwards)."""
+def missing_inputs(input_dir: Path) -> list[str]:
+    """The trainer's input files (training/layout.py) that `input_dir` lacks."""
+    from training.layout import INPUT_FILES
+
+    return [name for name in INPUT_FILES if not (input_dir / name).is_file()]
+
+
+def ensure_input_data(data_dir: Path, console: Console, *, synthetic: bool) -> None:
+    """Generate the synthetic demo inputs under <data>/input on first use (cached afterwards) — only
+    in the default data folder or with --synthetic: a mistyped --data must not train on made-up data."""
     input_dir = data_dir / "input"
-    if (input_dir / "Y_tensor.pt").exists():
+    missing = missing_inputs(input_dir)
+    if not missing:
         return
+    if not synthetic:
+        console.print(
+            f"[bold red]error:[/] --data {data_dir} has no trainer inputs: {input_dir} lacks {', '.join(missing)}. "
+            "Point --data at the folder whose input/ holds them, or add --synthetic to generate demo data there.",
+            highlight=False,
+        )
+        raise typer.Exit(ExitCode.INVALID)
     from training import synth
 
     console.print(f"[dim]Generating synthetic input data in {input_dir} (first use only)…[/dim]")
@@ -182,7 +198,14 @@ def local(
     manifest: Annotated[
         Path | None, typer.Argument(help="Run manifest (YAML or JSON). Omit with --serve.", exists=True, dir_okay=False)
     ] = None,
-    data: Annotated[Path | None, typer.Option(help="Local folder mounted as the jobs' /data (default: <workdir>/data).")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Local folder mounted as the jobs' /data; its input/ must hold the trainer's inputs "
+                     "(default: <workdir>/data, where synthetic demo inputs are generated on first use)."),
+    ] = None,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="Generate synthetic demo inputs into --data's input/ if it lacks them.")
+    ] = False,
     workdir: Annotated[Path, typer.Option(help="Where runs, logs and SNS messages are kept.")] = DEFAULT_WORKDIR,
     workers: Annotated[
         int, typer.Option(help="Batch jobs run at once (default 0 = auto: this machine's CPU count).", show_default=False)
@@ -219,8 +242,8 @@ def local(
         check_simulated_ages(console, manifest, [*(simulate_failure or []), *(simulate_spot_interruption or [])])
     workers = workers or os.cpu_count() or 1
     data_dir = (data or workdir / "data").resolve()
+    ensure_input_data(data_dir, console, synthetic=synthetic or data is None)
     data_dir.mkdir(parents=True, exist_ok=True)
-    ensure_input_data(data_dir, console)
     stack = LocalCloud(
         workdir=workdir.resolve(),
         data_dir=data_dir,

@@ -194,6 +194,48 @@ def follow_run(console: Console, stack: LocalCloud, manifest: Path, workers: int
         )
 
 
+def print_serve_panel(console: Console, stack: LocalCloud) -> None:
+    """The names, and the lines that make the aws CLI and `agesweep --stack` reach this endpoint."""
+    from agesweep.local.plumbing import FAKE_CREDENTIALS
+
+    stack_name = stack.pseudo.stack_name
+    (stack.workdir / "endpoint.json").write_text(json.dumps({**stack.names, "stack": stack_name}, indent=2), encoding="utf-8")
+    console.print(Panel(
+        f"endpoint  {stack.endpoint}\nstack     {stack_name}\nbucket    {stack.bucket}\nstate machine {stack.state_machine_arn}\n"
+        f"job queue {stack.job_queue_arn}\ntopic     {stack.topic_arn}",
+        title="agesweep local --serve", expand=False,
+    ))
+    credentials = " ".join(f"{key}={value}" for key, value in FAKE_CREDENTIALS.items())
+    console.print("In another terminal:", markup=False)
+    console.print(
+        f"export AWS_ENDPOINT_URL={stack.endpoint} {credentials} AWS_DEFAULT_REGION={stack.pseudo.region}\n"
+        f"aws s3 cp m.yaml s3://{stack.bucket}/manifests/m.yaml\n"
+        f"agesweep submit m.yaml --stack {stack_name}    # or: agesweep watch/status/runs/retry … --stack {stack_name}",
+        markup=False, highlight=False, soft_wrap=True,
+    )
+    console.print(f"[dim]names also in {stack.workdir / 'endpoint.json'}; each run that ends is saved under "
+                  f"{stack.workdir / 'runs'}/<run_id>/; Ctrl-C stops[/dim]")
+
+
+def serve_until_interrupted(console: Console, stack: LocalCloud, foreground: list[str]) -> None:
+    """Print SNS messages and save every run that ends, until Ctrl-C. The --simulate-* switches
+    apply to the first run only (the foreground one, or the first to end): a retry can succeed."""
+    from agesweep.local.serving import RunSaver
+
+    saver = RunSaver(stack, already_saved=foreground)
+    if foreground:
+        saver.drop_simulations()
+    try:
+        while True:
+            for folder in saver.poll():
+                console.print(f"run {folder.name} ended: saved in {folder}", markup=False, highlight=False)
+            for note in stack.drain_notifications():
+                console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
 def local(
     manifest: Annotated[
         Path | None, typer.Argument(help="Run manifest (YAML or JSON). Omit with --serve.", exists=True, dir_okay=False)
@@ -216,11 +258,13 @@ def local(
     ] = 0,
     simulate_spot_interruption: Annotated[
         list[int] | None,
-        typer.Option("--simulate-spot-interruption", help="Reclaim the host of this age's first attempt (repeatable)."),
+        typer.Option("--simulate-spot-interruption", help="Reclaim the host of this age's first attempt (repeatable; the first run only)."),
     ] = None,
     simulate_failure: Annotated[
         list[int] | None,
-        typer.Option("--simulate-failure", help="Make this age's job exit non-zero (repeatable)."),
+        typer.Option(
+            "--simulate-failure", help="Make this age's job exit non-zero (repeatable; the first run only, so its retry can succeed)."
+        ),
     ] = None,
 ) -> None:
     """Run a sweep end to end on this machine: the same template.yaml and sweep.asl.json that
@@ -254,14 +298,8 @@ def local(
     )
     with stack:
         if serve:
-            (stack.workdir / "endpoint.json").write_text(json.dumps(stack.names, indent=2), encoding="utf-8")
-            console.print(Panel(
-                f"endpoint  {stack.endpoint}\nbucket    {stack.bucket}\nstate machine {stack.state_machine_arn}\n"
-                f"job queue {stack.job_queue_arn}\ntopic     {stack.topic_arn}\n\n"
-                f"aws --endpoint-url {stack.endpoint} s3 cp m.yaml s3://{stack.bucket}/manifests/m.yaml",
-                title="agesweep local --serve", expand=False,
-            ))
-            console.print(f"[dim]names also in {stack.workdir / 'endpoint.json'}; Ctrl-C stops[/dim]")
+            print_serve_panel(console, stack)
+        foreground: list[str] = []
         if manifest is not None:
             try:
                 result = follow_run(console, stack, manifest, workers)
@@ -271,12 +309,5 @@ def local(
             print_result(console, result, data_dir)
             if not serve:
                 raise typer.Exit(result.exit_code)
-        try:
-            while True:
-                for note in stack.drain_notifications():
-                    console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            console.print("stopped")
-
-
+            foreground.append(result.run_id)
+        serve_until_interrupted(console, stack, foreground)

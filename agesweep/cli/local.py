@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +16,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+from typer import _click  # typer vendors click: the types TyperGroup's methods take
+from typer.core import TyperGroup
 
 from agesweep import tracking
 from agesweep.cli.output import age_table, fmt_duration, fmt_elapsed, out, rows_that_fit, styled
@@ -31,6 +34,24 @@ if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands 
     from agesweep.local.session import LocalRunResult, Progress
 
 DEFAULT_WORKDIR = Path("agesweep-local")
+
+
+class LocalGroup(TyperGroup):
+    """`agesweep local MANIFEST [options]` runs a sweep (the default command); `agesweep local invoke …`
+    invokes one function. Anything that is not a subcommand's name goes to the default, so every
+    `agesweep local` command line of before works unchanged (and `--help` is the sweep's)."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: _click.Context, args: list[str]) -> tuple[str | None, _click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        # the default command's usage line reads `agesweep local [OPTIONS] [MANIFEST]`
+        return ("" if name == self.default_command else name), command, rest
 
 
 def missing_inputs(input_dir: Path) -> list[str]:
@@ -273,7 +294,10 @@ def local(
 
     The manifest is put into the local bucket under manifests/ and EventBridge starts the run,
     as in AWS. Exit codes: 0 every age succeeded, 1 some failed, 2 the manifest was invalid
-    (no job started).
+    (no job started) or --data lacks the trainer's inputs.
+
+    One function instead of a sweep: `agesweep local invoke FUNCTION -e events/EVENT.json` (like
+    `sam local invoke`, without Docker; see `agesweep local invoke --help`).
     """
     from agesweep.local.cloud import LocalCloud, SimulatedFailure, SpotInterruption
     from agesweep.local.session import RunDidNotStart
@@ -311,3 +335,49 @@ def local(
                 raise typer.Exit(result.exit_code)
             foreground.append(result.run_id)
         serve_until_interrupted(console, stack, foreground)
+
+
+def invoke(
+    function: Annotated[str, typer.Argument(help="Logical id of a function in template.yaml, e.g. ValidateManifestFunction.")],
+    event: Annotated[
+        Path, typer.Option("--event", "-e", help="The event, a JSON file (events/*.json).", exists=True, dir_okay=False)
+    ],
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="Put this manifest under the event's bucket/key first (ValidateManifest events). "
+                     "Default: an event of the sample bucket gets events/manifests/<key's file name>, else demo.yaml.",
+                     exists=True, dir_okay=False),
+    ] = None,
+    workdir: Annotated[Path, typer.Option(help="Where the local stack keeps lambda.log.")] = DEFAULT_WORKDIR,
+) -> None:
+    """Invoke one function of template.yaml once, like `sam local invoke FUNCTION -e EVENT`, with no
+    container engine: local mode's stack starts, the real handler runs in this process with the
+    function's environment (its names resolved to the local stack), the handler's JSON return value
+    is printed on stdout and its log lines on stderr.
+
+    A ValidateManifest event (bucket, key, version_id) must name a manifest version that exists:
+    the manifest (--manifest, or for the sample bucket of events/ the seed manifest) is put under
+    its key and version_id becomes the version created. StartRunFunction really starts an execution
+    on the local stack, stopped when the command exits.
+
+    Exit codes: 0 the handler returned, 1 it raised ({"errorType", "errorMessage"} on stdout, as
+    sam prints), 2 unknown function or unreadable event.
+    """
+    from agesweep.local import invoke as invocation
+    from agesweep.local.cloud import LocalCloud
+
+    try:
+        payload = json.loads(event.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        print(f"error: {event} is not a JSON event: {error}", file=sys.stderr)
+        raise typer.Exit(ExitCode.INVALID) from error
+    workdir = workdir.resolve()
+    with LocalCloud(workdir=workdir, data_dir=workdir / "data", workers=1) as stack:
+        try:
+            result = invocation.invoke(stack, function, invocation.seed_manifest(stack, payload, manifest))
+        except invocation.UnknownFunction as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise typer.Exit(ExitCode.INVALID) from error
+        sys.stderr.write(result.log)
+        print(json.dumps(result.payload, indent=2))
+    raise typer.Exit(ExitCode.SOME_FAILED if result.errored else ExitCode.OK)

@@ -252,6 +252,7 @@ def serve_until_interrupted(console: Console, stack: LocalCloud, foreground: lis
                 console.print(f"run {folder.name} ended: saved in {folder}", markup=False, highlight=False)
             for note in stack.drain_notifications():
                 console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
+                saver.file_notification(note)
             time.sleep(1.0)
     except KeyboardInterrupt:
         console.print("stopped")

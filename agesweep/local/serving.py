@@ -3,6 +3,7 @@ foreground run's, and the --simulate-* switches apply to the session's first run
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,13 +20,30 @@ class RunSaver:
         self.saved: set[str] = set(already_saved)
         self.simulations_dropped = False
 
+    def executions(self) -> list[dict[str, str]]:
+        sfn = self.cloud.client("stepfunctions")
+        found: list[dict[str, str]] = []
+        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=self.cloud.state_machine_arn):
+            found += page["executions"]
+        return found
+
     def ended_runs(self) -> list[str]:
         """Run ids (execution names) of the executions that ended and have no run folder yet."""
-        sfn = self.cloud.client("stepfunctions")
-        ended: list[str] = []
-        for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=self.cloud.state_machine_arn):
-            ended += [e["name"] for e in page["executions"] if e["status"] != "RUNNING" and e["name"] not in self.saved]
-        return ended
+        return [e["name"] for e in self.executions() if e["status"] != "RUNNING" and e["name"] not in self.saved]
+
+    def file_notification(self, note: dict[str, str]) -> Path | None:
+        """Append an SNS message to runs/<run_id>/notifications.jsonl of the run it names, as a
+        foreground run keeps its messages; the file, or None when it names no run of this server."""
+        text = f"{note['subject']}\n{note['message']}"
+        named = [e["name"] for e in self.executions() if e["name"] in text]
+        if not named:
+            return None
+        run_dir = self.cloud.workdir / "runs" / max(named, key=len)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        path = run_dir / "notifications.jsonl"
+        with path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(note) + "\n")
+        return path
 
     def poll(self) -> list[Path]:
         """Save the runs that ended since the last poll; the run folders written."""

@@ -60,6 +60,8 @@ def test_serve_saves_every_run_and_simulates_the_first_run_only(tmp_path: Path, 
         first = Summary.model_validate_json(summary_file.read_bytes())
         assert {part.age: part.status for part in first.slices()} == {44: "SUCCEEDED", 45: "FAILED"}
         assert (workdir / "runs" / run_id / "retry-manifest.yaml").exists()
+        notes = _wait_for_file(workdir / "runs" / run_id / "notifications.jsonl", server, log, 60).read_text()
+        assert "age 45" in notes  # the job-failed alert, kept with its run like a foreground run's
 
         (retry,) = _agesweep(env, "retry", run_id, "--stack", "agesweep-local")["submitted"]
         retried = _wait_for_file(workdir / "runs" / retry["run_id"] / "summary.json", server, log, 240)

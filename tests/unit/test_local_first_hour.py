@@ -33,3 +33,15 @@ def test_a_data_folder_missing_some_inputs_names_them(tmp_path: Path) -> None:
                                 env={"COLUMNS": "400"})
     assert result.exit_code == ExitCode.INVALID, result.output
     assert INPUT_FILES[-1] in result.output and INPUT_FILES[0] not in result.output.split("lacks", 1)[1]
+
+
+def test_local_help_documents_the_sweep_and_invoke() -> None:
+    sweep = CliRunner().invoke(app, ["local", "--help"], env={"COLUMNS": "200"})
+    assert sweep.exit_code == 0 and "--serve" in sweep.output and "agesweep local invoke" in sweep.output
+    one = CliRunner().invoke(app, ["local", "invoke", "--help"], env={"COLUMNS": "200"})
+    assert one.exit_code == 0 and "sam local invoke" in one.output and "--event" in one.output
+
+
+def test_local_invoke_of_an_unknown_event_file_is_exit_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["local", "invoke", "StartRunFunction", "-e", str(tmp_path / "nope.json")])
+    assert result.exit_code == ExitCode.INVALID

@@ -50,7 +50,10 @@ def main(
 app.command("validate")(manifest_commands.validate)
 app.command("plan")(manifest_commands.plan)
 app.command("schema")(manifest_commands.schema)
-app.command("local")(local.local)
+local_app = typer.Typer(cls=local.LocalGroup, help="Local mode: a sweep on this machine, or one function invoked.")
+local_app.command("run", hidden=True)(local.local)
+local_app.command("invoke")(local.invoke)
+app.add_typer(local_app, name="local")
 # The operator commands: --help shows each docstring paragraph as one line, wrapped to the terminal.
 for _name, _command in (("submit", submit.submit), ("status", status.status), ("watch", status.watch), ("runs", runs.runs),
                         ("retry", retry.retry), ("cancel", cancel.cancel), ("logs", logs.logs)):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -15,6 +16,8 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+from typer import _click  # typer vendors click: the types TyperGroup's methods take
+from typer.core import TyperGroup
 
 from agesweep import tracking
 from agesweep.cli.output import age_table, fmt_duration, fmt_elapsed, out, rows_that_fit, styled
@@ -33,11 +36,45 @@ if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands 
 DEFAULT_WORKDIR = Path("agesweep-local")
 
 
-def ensure_input_data(data_dir: Path, console: Console) -> None:
-    """Generate the synthetic demo inputs under <data>/input on first use (cached afterwards)."""
+class LocalGroup(TyperGroup):
+    """`agesweep local MANIFEST [options]` runs a sweep (the default command); `agesweep local invoke …`
+    invokes one function. Anything that is not a subcommand's name goes to the default, so every
+    `agesweep local` command line of before works unchanged (and `--help` is the sweep's)."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        if not args or args[0] not in self.commands:
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def resolve_command(self, ctx: _click.Context, args: list[str]) -> tuple[str | None, _click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        # the default command's usage line reads `agesweep local [OPTIONS] [MANIFEST]`
+        return ("" if name == self.default_command else name), command, rest
+
+
+def missing_inputs(input_dir: Path) -> list[str]:
+    """The trainer's input files (training/layout.py) that `input_dir` lacks."""
+    from training.layout import INPUT_FILES
+
+    return [name for name in INPUT_FILES if not (input_dir / name).is_file()]
+
+
+def ensure_input_data(data_dir: Path, console: Console, *, synthetic: bool) -> None:
+    """Generate the synthetic demo inputs under <data>/input on first use (cached afterwards) — only
+    in the default data folder or with --synthetic: a mistyped --data must not train on made-up data."""
     input_dir = data_dir / "input"
-    if (input_dir / "Y_tensor.pt").exists():
+    missing = missing_inputs(input_dir)
+    if not missing:
         return
+    if not synthetic:
+        console.print(
+            f"[bold red]error:[/] --data {data_dir} has no trainer inputs: {input_dir} lacks {', '.join(missing)}. "
+            "Point --data at the folder whose input/ holds them, or add --synthetic to generate demo data there.",
+            highlight=False,
+        )
+        raise typer.Exit(ExitCode.INVALID)
     from training import synth
 
     console.print(f"[dim]Generating synthetic input data in {input_dir} (first use only)…[/dim]")
@@ -178,11 +215,62 @@ def follow_run(console: Console, stack: LocalCloud, manifest: Path, workers: int
         )
 
 
+def print_serve_panel(console: Console, stack: LocalCloud, data_dir: Path) -> None:
+    """The names, and the lines that make the aws CLI and `agesweep --stack` reach this endpoint."""
+    from agesweep.local.plumbing import FAKE_CREDENTIALS
+
+    stack_name = stack.pseudo.stack_name
+    (stack.workdir / "endpoint.json").write_text(json.dumps({**stack.names, "stack": stack_name}, indent=2), encoding="utf-8")
+    console.print(Panel(
+        f"endpoint  {stack.endpoint}\nstack     {stack_name}\nbucket    {stack.bucket}\nstate machine {stack.state_machine_arn}\n"
+        f"job queue {stack.job_queue_arn}\ntopic     {stack.topic_arn}",
+        title="agesweep local --serve", expand=False,
+    ))
+    credentials = " ".join(f"{key}={value}" for key, value in FAKE_CREDENTIALS.items())
+    console.print("In another terminal:", markup=False)
+    console.print(
+        f"export AWS_ENDPOINT_URL={stack.endpoint} {credentials} AWS_DEFAULT_REGION={stack.pseudo.region}\n"
+        f"aws s3 cp m.yaml s3://{stack.bucket}/manifests/m.yaml\n"
+        f"agesweep submit m.yaml --stack {stack_name}    # or: agesweep watch/status/runs/retry … --stack {stack_name}\n"
+        f"or save it on the local EFS: cp m.yaml {data_dir / 'manifests'}/",
+        markup=False, highlight=False, soft_wrap=True,
+    )
+    console.print(f"[dim]names also in {stack.workdir / 'endpoint.json'}; each run that ends is saved under "
+                  f"{stack.workdir / 'runs'}/<run_id>/; Ctrl-C stops[/dim]")
+
+
+def serve_until_interrupted(console: Console, stack: LocalCloud, foreground: list[str]) -> None:
+    """Print SNS messages and save every run that ends, until Ctrl-C. The --simulate-* switches
+    apply to the first run only (the foreground one, or the first to end): a retry can succeed."""
+    from agesweep.local.serving import RunSaver
+
+    saver = RunSaver(stack, already_saved=foreground)
+    if foreground:
+        saver.drop_simulations()
+    try:
+        while True:
+            for folder in saver.poll():
+                console.print(f"run {folder.name} ended: saved in {folder}", markup=False, highlight=False)
+            for note in stack.drain_notifications():
+                console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
+                saver.file_notification(note)
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
 def local(
     manifest: Annotated[
         Path | None, typer.Argument(help="Run manifest (YAML or JSON). Omit with --serve.", exists=True, dir_okay=False)
     ] = None,
-    data: Annotated[Path | None, typer.Option(help="Local folder mounted as the jobs' /data (default: <workdir>/data).")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Local folder mounted as the jobs' /data; its input/ must hold the trainer's inputs "
+                     "(default: <workdir>/data, where synthetic demo inputs are generated on first use)."),
+    ] = None,
+    synthetic: Annotated[
+        bool, typer.Option("--synthetic", help="Generate synthetic demo inputs into --data's input/ if it lacks them.")
+    ] = False,
     workdir: Annotated[Path, typer.Option(help="Where runs, logs and SNS messages are kept.")] = DEFAULT_WORKDIR,
     workers: Annotated[
         int, typer.Option(help="Batch jobs run at once (default 0 = auto: this machine's CPU count).", show_default=False)
@@ -193,11 +281,13 @@ def local(
     ] = 0,
     simulate_spot_interruption: Annotated[
         list[int] | None,
-        typer.Option("--simulate-spot-interruption", help="Reclaim the host of this age's first attempt (repeatable)."),
+        typer.Option("--simulate-spot-interruption", help="Reclaim the host of this age's first attempt (repeatable; the first run only)."),
     ] = None,
     simulate_failure: Annotated[
         list[int] | None,
-        typer.Option("--simulate-failure", help="Make this age's job exit non-zero (repeatable)."),
+        typer.Option(
+            "--simulate-failure", help="Make this age's job exit non-zero (repeatable; the first run only, so its retry can succeed)."
+        ),
     ] = None,
 ) -> None:
     """Run a sweep end to end on this machine: the same template.yaml and sweep.asl.json that
@@ -206,7 +296,10 @@ def local(
 
     The manifest is put into the local bucket under manifests/ and EventBridge starts the run,
     as in AWS. Exit codes: 0 every age succeeded, 1 some failed, 2 the manifest was invalid
-    (no job started).
+    (no job started) or --data lacks the trainer's inputs.
+
+    One function instead of a sweep: `agesweep local invoke FUNCTION -e events/EVENT.json` (like
+    `sam local invoke`, without Docker; see `agesweep local invoke --help`).
     """
     from agesweep.local.cloud import LocalCloud, SimulatedFailure, SpotInterruption
     from agesweep.local.session import RunDidNotStart
@@ -219,9 +312,9 @@ def local(
         check_simulated_ages(console, manifest, [*(simulate_failure or []), *(simulate_spot_interruption or [])])
     workers = workers or os.cpu_count() or 1
     data_dir = (data or workdir / "data").resolve()
+    ensure_input_data(data_dir, console, synthetic=synthetic or data is None)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "manifests").mkdir(exist_ok=True)  # the EFS watcher's folder (/data/manifests/)
-    ensure_input_data(data_dir, console)
     stack = LocalCloud(
         workdir=workdir.resolve(),
         data_dir=data_dir,
@@ -232,15 +325,8 @@ def local(
     )
     with stack:
         if serve:
-            (stack.workdir / "endpoint.json").write_text(json.dumps(stack.names, indent=2), encoding="utf-8")
-            console.print(Panel(
-                f"endpoint  {stack.endpoint}\nbucket    {stack.bucket}\nstate machine {stack.state_machine_arn}\n"
-                f"job queue {stack.job_queue_arn}\ntopic     {stack.topic_arn}\n\n"
-                f"aws --endpoint-url {stack.endpoint} s3 cp m.yaml s3://{stack.bucket}/manifests/m.yaml\n"
-                f"or save it on the local EFS: cp m.yaml {data_dir / 'manifests'}/",
-                title="agesweep local --serve", expand=False,
-            ))
-            console.print(f"[dim]names also in {stack.workdir / 'endpoint.json'}; Ctrl-C stops[/dim]")
+            print_serve_panel(console, stack, data_dir)
+        foreground: list[str] = []
         if manifest is not None:
             try:
                 result = follow_run(console, stack, manifest, workers)
@@ -250,12 +336,51 @@ def local(
             print_result(console, result, data_dir)
             if not serve:
                 raise typer.Exit(result.exit_code)
+            foreground.append(result.run_id)
+        serve_until_interrupted(console, stack, foreground)
+
+
+def invoke(
+    function: Annotated[str, typer.Argument(help="Logical id of a function in template.yaml, e.g. ValidateManifestFunction.")],
+    event: Annotated[
+        Path, typer.Option("--event", "-e", help="The event, a JSON file (events/*.json).", exists=True, dir_okay=False)
+    ],
+    manifest: Annotated[
+        Path | None,
+        typer.Option(help="Put this manifest under the event's bucket/key first (ValidateManifest events). "
+                     "Default: an event of the sample bucket gets events/manifests/<key's file name>, else demo.yaml.",
+                     exists=True, dir_okay=False),
+    ] = None,
+    workdir: Annotated[Path, typer.Option(help="Where the local stack keeps lambda.log.")] = DEFAULT_WORKDIR,
+) -> None:
+    """Invoke one function of template.yaml once, like `sam local invoke FUNCTION -e EVENT`, with no
+    container engine: local mode's stack starts, the real handler runs in this process with the
+    function's environment (its names resolved to the local stack), the handler's JSON return value
+    is printed on stdout and its log lines on stderr.
+
+    A ValidateManifest event (bucket, key, version_id) must name a manifest version that exists:
+    the manifest (--manifest, or for the sample bucket of events/ the seed manifest) is put under
+    its key and version_id becomes the version created. StartRunFunction really starts an execution
+    on the local stack, stopped when the command exits.
+
+    Exit codes: 0 the handler returned, 1 it raised ({"errorType", "errorMessage"} on stdout, as
+    sam prints), 2 unknown function or unreadable event.
+    """
+    from agesweep.local import invoke as invocation
+    from agesweep.local.cloud import LocalCloud
+
+    try:
+        payload = json.loads(event.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        print(f"error: {event} is not a JSON event: {error}", file=sys.stderr)
+        raise typer.Exit(ExitCode.INVALID) from error
+    workdir = workdir.resolve()
+    with LocalCloud(workdir=workdir, data_dir=workdir / "data", workers=1) as stack:
         try:
-            while True:
-                for note in stack.drain_notifications():
-                    console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
-                time.sleep(1.0)
-        except KeyboardInterrupt:
-            console.print("stopped")
-
-
+            result = invocation.invoke(stack, function, invocation.seed_manifest(stack, payload, manifest))
+        except invocation.UnknownFunction as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise typer.Exit(ExitCode.INVALID) from error
+        sys.stderr.write(result.log)
+        print(json.dumps(result.payload, indent=2))
+    raise typer.Exit(ExitCode.SOME_FAILED if result.errored else ExitCode.OK)

@@ -133,6 +133,13 @@ def download_run_artifacts(cloud: LocalCloud, run_id: str, run_dir: Path) -> lis
     return paths
 
 
+def save_run(cloud: LocalCloud, run_id: str) -> tuple[Path, list[Path]]:
+    """The run's folder <workdir>/runs/<run_id>/ with what the run wrote to the bucket."""
+    run_dir = cloud.workdir / "runs" / run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return run_dir, download_run_artifacts(cloud, run_id, run_dir)
+
+
 def run_manifest(
     cloud: LocalCloud,
     manifest: Path,
@@ -157,9 +164,7 @@ def run_manifest(
     description = sfn.describe_execution(executionArn=execution_arn)
     history = tracking.history_events(sfn, execution_arn)
     cloud.wait_idle()  # alert deliveries (execution/job status events) run in the background
-    run_dir = cloud.workdir / "runs" / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    artifacts = download_run_artifacts(cloud, run_id, run_dir)
+    run_dir, artifacts = save_run(cloud, run_id)
     notifications = cloud.drain_notifications()
     with (run_dir / "notifications.jsonl").open("a", encoding="utf-8") as out:
         for note in notifications:

@@ -65,7 +65,23 @@ class StartRunResult(Contract):
     started: bool
     run_id: str | None = None
     execution_arn: str | None = None
-    reason: str | None = None
+    reason: str | None = Field(
+        None, description="folder marker, duplicate (this version has its run), identical (the key's latest run's bytes), rerun requested."
+    )
+    identical_to: str | None = Field(None, description="The key's latest run, when this version holds its bytes.")
+
+
+class SkippedUpload(Contract):
+    """skipped/<run_id>.json in the stack bucket: a manifest version that started nothing because its
+    bytes are the key's latest run's (`agesweep runs` lists these)."""
+
+    run_id: str
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sha256: str
+    identical_to: str
+    at: str = Field(description="When start_run decided (ISO 8601, UTC).")
 
 
 # ------------------------------------------------------------------ the plan

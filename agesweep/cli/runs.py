@@ -25,7 +25,8 @@ def runs_table(stack_name: str, listed: list[RunSummary]) -> Table:
     for column in ("duration", "ok", "failed", "of"):
         table.add_column(column, justify="right")
     for r in listed:
-        table.add_row(r.run_id, styled(r.status), fmt_time(r.started_at), fmt_duration(r.duration_s),
+        status = styled(r.status) + (f" (identical to {r.identical_to})" if r.identical_to else "")
+        table.add_row(r.run_id, status, fmt_time(r.started_at), fmt_duration(r.duration_s),
                       _count(r.succeeded), _count(r.failed), _count(r.total))
     return table
 
@@ -39,7 +40,8 @@ def runs(
     """List the stack's recent runs with outcome and duration, newest first.
 
     Each run: status, start, duration and — once collated — how many (age, slice) pairs
-    succeeded and failed, of how many (from runs/<run_id>/summary.json).
+    succeeded and failed, of how many (from runs/<run_id>/summary.json). An upload whose bytes were
+    those of the key's latest run started nothing: it is listed as SKIPPED (identical to that run).
 
     Exit codes: 0 listed, 2 unknown stack or AWS problem.
     """

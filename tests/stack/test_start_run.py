@@ -253,3 +253,26 @@ def test_manifest_rule_ignores_objects_outside_manifests(template: dict[str, Any
     event = load_event("s3_object_created.json")
     event["detail"]["object"]["key"] = "runs/aladyn-0-10000-778b1c523b55/summary.json"
     assert delivered_by_manifest_rule(template, event) == []
+
+
+def test_a_skipped_upload_shows_in_agesweep_runs_and_submit_returns_the_earlier_run(
+    start_run: ModuleType, state_machine_arn: str, upload: Any
+) -> None:
+    from agesweep.operations.deployment import AwsClients, DeployedStack
+    from agesweep.operations.runs import list_runs
+    from agesweep.operations.submit import submit_manifest
+
+    first = start_run.lambda_handler(upload(), LambdaContext())
+    skipped = start_run.lambda_handler(upload(), LambdaContext())  # `aws s3 sync` after a `touch`
+    stack = DeployedStack("agesweep", "us-east-1", BUCKET, state_machine_arn, "q", "d", "t", "g", {}, AwsClients("us-east-1"))
+    listed = {r.run_id: r for r in list_runs(stack)}
+    assert listed[skipped["run_id"]].status == "SKIPPED" and listed[skipped["run_id"]].identical_to == first["run_id"]
+    assert listed[first["run_id"]].status == "RUNNING" and listed[skipped["run_id"]].duration_s is None
+    # `agesweep submit` of the same bytes: nothing uploaded, the run those bytes already have
+    submission = submit_manifest(stack, MANIFEST, "demo.yaml", source="file:demo.yaml", wait_s=1)
+    assert (submission.run_id, submission.uploaded) == (first["run_id"], False)
+    # --force/--rerun uploads with agesweep-rerun: true, which start_run honours
+    head_of = boto3.client("s3").head_object
+    forced = upload(Metadata={"sha256": "0" * 64, "agesweep-rerun": "true"})
+    assert start_run.lambda_handler(forced, LambdaContext())["started"] is True
+    assert head_of(Bucket=BUCKET, Key="manifests/demo.yaml")["Metadata"]["agesweep-rerun"] == "true"

@@ -373,6 +373,8 @@ class JobMetrics(BaseModel):
     peak_rss_mb: int | float | None = None  # int as the trainer writes it, so summary.json keeps 900, not 900.0
     device: str | None = None
     resumed_from_epoch: int | None = None
+    resumed_from_run: str | None = Field(None, description="The retried run whose checkpoint this job resumed (--resume_from).")
+    reused_from_run: str | None = Field(None, description="The retried run whose finished outputs this job reused, untrained.")
     cpu_seconds: float | None = Field(None, description="User + system CPU seconds of the trainer process.")
     heldout_c_index_initial: float | None = Field(None, description="Held-out c-index of the untrained model.")
     loss_per_cell: float | None = None

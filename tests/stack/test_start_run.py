@@ -276,3 +276,21 @@ def test_a_skipped_upload_shows_in_agesweep_runs_and_submit_returns_the_earlier_
     forced = upload(Metadata={"sha256": "0" * 64, "agesweep-rerun": "true"})
     assert start_run.lambda_handler(forced, LambdaContext())["started"] is True
     assert head_of(Bucket=BUCKET, Key="manifests/demo.yaml")["Metadata"]["agesweep-rerun"] == "true"
+
+
+def test_a_redelivery_racing_the_first_is_counted_as_a_duplicate(
+    start_run: ModuleType, state_machine_arn: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Both deliveries see no execution yet; StartExecution hands the second the first's execution."""
+    import time
+
+    monkeypatch.setattr(start_run.start, "describe", lambda *args: None)
+    monkeypatch.setattr(start_run.start, "REDELIVERY_SLACK_S", 0.0)
+    event = load_event("s3_object_created.json")
+    first = start_run.lambda_handler(event, LambdaContext())
+    time.sleep(0.2)
+    again = start_run.lambda_handler(copy.deepcopy(event), LambdaContext())
+    assert first["started"] is True
+    assert again == {"run_id": first["run_id"], "started": False, "reason": "duplicate", "execution_arn": first["execution_arn"]}
+    out = capsys.readouterr().out
+    assert out.count('"RunsStarted":[1.0]') == 1 and out.count('"DuplicateManifestEvents":[1.0]') == 1

@@ -47,6 +47,8 @@ def lambda_handler(event: S3EventNotificationEventBridgeModel, context: LambdaCo
     tracer.put_annotation(key="run_id", value=run_id)
     if start.describe(sfn, machine, run_id) is not None:
         return _duplicate(request, start.execution_arn(machine, run_id))
+    if start.was_skipped(s3, bucket, run_id):  # a redelivery of a version that started nothing
+        return _duplicate(request, None)
 
     decision = _decide(s3, sfn, machine, request)
     if not decision.start:

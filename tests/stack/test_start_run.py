@@ -158,6 +158,10 @@ def test_identical_bytes_uploaded_again_start_nothing(start_run: ModuleType, sta
     assert '"IdenticalManifestUploads":[1.0]' in capsys.readouterr().out
     record = boto3.client("s3").get_object(Bucket=BUCKET, Key=f"skipped/{second['run_id']}.json")["Body"].read()
     assert json.loads(record)["identical_to"] == first["run_id"]  # what `agesweep runs` lists
+    # the skipped version's event delivered again: a duplicate, not a second identical upload
+    assert start_run.lambda_handler(copy.deepcopy(second_event), LambdaContext()) == {
+        "run_id": second["run_id"], "started": False, "reason": "duplicate"}
+    assert capsys.readouterr().out.count("IdenticalManifestUploads") == 0
     # a third identical upload is still compared with the latest *run*, not with the skipped version
     third = start_run.lambda_handler(upload(), LambdaContext())
     assert third["reason"] == "identical" and third["identical_to"] == first["run_id"]

@@ -68,7 +68,23 @@ class StartRunResult(Contract):
     started: bool
     run_id: str | None = None
     execution_arn: str | None = None
-    reason: str | None = None
+    reason: str | None = Field(
+        None, description="folder marker, duplicate (this version has its run), identical (the key's latest run's bytes), rerun requested."
+    )
+    identical_to: str | None = Field(None, description="The key's latest run, when this version holds its bytes.")
+
+
+class SkippedUpload(Contract):
+    """skipped/<run_id>.json in the stack bucket: a manifest version that started nothing because its
+    bytes are the key's latest run's (`agesweep runs` lists these)."""
+
+    run_id: str
+    bucket: str
+    key: str
+    version_id: str | None = None
+    sha256: str
+    identical_to: str
+    at: str = Field(description="When start_run decided (ISO 8601, UTC).")
 
 
 # ------------------------------------------------------------------ the plan
@@ -390,6 +406,8 @@ class JobMetrics(BaseModel):
     peak_rss_mb: int | float | None = None  # int as the trainer writes it, so summary.json keeps 900, not 900.0
     device: str | None = None
     resumed_from_epoch: int | None = None
+    resumed_from_run: str | None = Field(None, description="The retried run whose checkpoint this job resumed (--resume_from).")
+    reused_from_run: str | None = Field(None, description="The retried run whose finished outputs this job reused, untrained.")
     cpu_seconds: float | None = Field(None, description="User + system CPU seconds of the trainer process.")
     heldout_c_index_initial: float | None = Field(None, description="Held-out c-index of the untrained model.")
     loss_per_cell: float | None = None

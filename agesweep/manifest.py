@@ -43,10 +43,12 @@ RESERVED_TAGS = 4  # agesweep:run_id, agesweep:age, agesweep:slice, agesweep:man
 MAX_USER_TAGS = MAX_TAGS - RESERVED_TAGS
 MAX_USER_TAG_CHARS = 1024  # keys + values; tags are copied into every plan item (payload limit)
 RUN_NAME_MAX = 64
+RUN_ID_MAX = 80  # a Step Functions execution name (agesweep.runs.EXECUTION_NAME_MAX)
 MAX_INDEX = 1_000_000_000  # patient indices; keeps job names short
 EFS_ROOT = "/data"
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+_RUN_ID_RE = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_-]{{0,{RUN_ID_MAX - 1}}}$")
 _JOB_DEF_RE = re.compile(
     r"^(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-definition/)?[A-Za-z0-9][A-Za-z0-9_-]{0,127}(?::\d+)?$"
 )
@@ -289,9 +291,14 @@ class TrainingParams(_Strict):
     epochs: int | None = Field(None, ge=1, le=100_000, description="Training epochs (job default 200).")
     learning_rate: float | None = Field(None, gt=0, le=10, description="Learning rate (job default 0.1).")
     seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Random seed (job default 42).")
+    keep_checkpoints: bool = Field(
+        False, description="Keep each job's checkpoint after it succeeded (default false: the success marker keeps it skippable)."
+    )
 
     def as_parameters(self) -> dict[str, str]:
-        return {k: (repr(v) if isinstance(v, float) else str(v)) for k, v in self.model_dump(exclude_none=True).items()}
+        values = self.model_dump(exclude_none=True, exclude={"keep_checkpoints"})
+        keep = {"keep_checkpoint": "true"} if self.keep_checkpoints else {}
+        return {**{k: (repr(v) if isinstance(v, float) else str(v)) for k, v in values.items()}, **keep}
 
 
 # ---------------------------------------------------------------- tags
@@ -329,6 +336,14 @@ TagValue = Annotated[
 # ---------------------------------------------------------------- the manifest
 
 
+def _check_resume_from(value: str) -> str:
+    if not _RUN_ID_RE.match(value):
+        raise _problem(
+            f"{value!r} is not a run id (the run this one retries, as `agesweep runs` lists it: ≤{RUN_ID_MAX} of A-Z a-z 0-9 _ -)"
+        )
+    return value
+
+
 def _check_run_name(value: str) -> str:
     if not _NAME_RE.match(value):
         raise _problem(f"{value!r} is not a valid run name (A-Z a-z 0-9 _ -, starting with a letter or digit)")
@@ -354,6 +369,13 @@ class Manifest(_Strict):
         0.0, ge=0, le=100, description="Percent of ages that may fail with the run still counted a success."
     )
     training: TrainingParams = Field(default_factory=TrainingParams, description="Trainer parameters (epochs, learning_rate, seed).")
+    resume_from: Annotated[str, AfterValidator(_check_resume_from)] | None = Field(
+        None,
+        description=(
+            "Run id this run retries: each (age, slice) that run finished is reused, not retrained; "
+            "one it left a checkpoint for resumes from it (retry-manifest.yaml sets it)."
+        ),
+    )
     tags: Annotated[dict[TagKey, TagValue], Field(max_length=MAX_USER_TAGS)] = Field(
         default_factory=dict, description=f"Tags added to every job (at most {MAX_USER_TAGS}; agesweep adds {RESERVED_TAGS})."
     )

@@ -303,6 +303,7 @@ def plan(
         "output": manifest.output,
         "results_uri": results_uri,
         **manifest.training.as_parameters(),
+        **({"resume_from": manifest.resume_from} if manifest.resume_from else {}),
     }
     base_tags = {"agesweep:run_id": run_id, "agesweep:manifest_sha256": sha or "unknown"}
     user_tags = dict(manifest.tags)

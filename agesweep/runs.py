@@ -9,6 +9,7 @@ from pathlib import PurePosixPath
 from agesweep.contracts import ExecutionInput
 
 EXECUTION_NAME_MAX = 80
+SKIPPED_PREFIX = "skipped/"  # skipped/<run_id>.json: a version that started nothing (agesweep.start)
 _STEM_MAX = 60
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,28 @@ def save_tensor_file(obj: Any, path: Path) -> None:
 
 def save_text(text: str, path: Path) -> None:
     _atomic(path, lambda tmp: tmp.write_text(text))
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """``target`` as a hard link to ``source`` (no second copy on EFS), else a copy; atomic either way.
+    Safe because outputs are only ever replaced (renamed over), never changed in place; the source
+    is never written to (not even its mode)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}-link.tmp")
+    try:
+        os.link(source, tmp)
+        os.replace(tmp, target)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        _atomic(target, lambda copy: shutil.copyfile(source, copy))
+
+
+def remove_stale_tmp(folder: Path, names: list[str]) -> list[Path]:
+    """Removes what a writer killed mid-write left of ``names`` (``.<name>.*.tmp``); returns them."""
+    stale = [tmp for name in names for tmp in Path(folder).glob(f".{name}.*.tmp")]
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 def split_s3(uri: str) -> tuple[str, str]:

@@ -3,6 +3,11 @@
 A drop-in for the reference job (same flags, inputs and output names; docs/internals.md), which
 resumes from its own checkpoint after a spot interruption and skips work already finished.
 
+A retry names the run it retries (``--resume_from RUN_ID``): when this job's own folder holds
+neither a checkpoint nor a success marker, the same (age, slice) of that run is looked up in
+``<output_dir>/<RUN_ID>/age_<AGE>/`` - its finished outputs are copied (skip), or its checkpoint
+is resumed from (same parameters only). That folder is only ever read.
+
 Exit codes: 0 done (or already done: skipped); 1 upload of the metrics failed (retry resumes);
 2 bad input, one line on stderr; 143 stopped by SIGTERM after writing a checkpoint (130: SIGINT).
 """
@@ -30,7 +35,7 @@ from training.diagnostics import divergence, recovery
 from training.evaluate import heldout_c_index
 from training.model import build_problem, gp_prior, initial_parameters, loss_and_grad, predict_pi, total_loss
 from training.optim import Adam
-from training.storage import fetch_inputs, put_json, save_tensor_file, save_text, split_s3
+from training.storage import fetch_inputs, link_or_copy, put_json, remove_stale_tmp, save_tensor_file, save_text, split_s3
 
 LINEAGE_ENV = {
     "job_id": "AWS_BATCH_JOB_ID",
@@ -58,6 +63,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output_dir", required=True, type=Path, help="outputs go to <output_dir>/<run_id>/age_<AGE>/")
     parser.add_argument("--age", type=int, required=True, help=f"target age, {layout.AGE_MIN}..{layout.AGE_MAX}")
     parser.add_argument("--run_id", default="manual", help="names the run folder; reruns of one run resume or skip")
+    parser.add_argument(
+        "--resume_from", default="none",
+        help="run id of an earlier run of this (age, slice) whose finished outputs or checkpoint to reuse, or none",
+    )
+    parser.add_argument(
+        "--keep_checkpoint", nargs="?", const="true", default="false", type=_flag,
+        help="keep the checkpoint once the job succeeded (default false: removed; the success marker keeps it skippable)",
+    )
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--learning_rate", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
@@ -71,6 +84,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where s3:// inputs are downloaded",
     )
     return parser.parse_args(argv)
+
+
+def _flag(value: str) -> bool:
+    """``--keep_checkpoint`` alone, or with true/false (the job definition passes a value)."""
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no", "none"):
+        return False
+    raise argparse.ArgumentTypeError(f"not true or false: {value!r}")
 
 
 def resolve_slice(start: int, end: int, slice_size: int, array_index: str | None) -> tuple[int, int]:
@@ -171,6 +193,85 @@ def _load_checkpoint(path: Path, fingerprint: dict, epochs: int) -> dict | None:
     return max(found, key=lambda s: s["epoch"]) if found else None
 
 
+def _slice_names(age: int, start: int, end: int) -> list[str]:
+    """Every file a job of this (age, slice) writes into its folder."""
+    return [
+        layout.checkpoint_name(start, end), layout.checkpoint_name(start, end) + ".prev", layout.pi_name(age, start, end),
+        layout.model_name(age, start, end), layout.metrics_name(age, start, end), layout.success_name(start, end),
+    ]
+
+
+def _has_checkpoint(path: Path) -> bool:
+    return path.is_file() or path.with_name(path.name + ".prev").is_file()
+
+
+def _previous_run_dir(args: argparse.Namespace) -> Path | None:
+    """The folder of the run this one retries (``--resume_from``), None when there is none."""
+    if args.resume_from.lower() == "none" or args.resume_from == args.run_id:
+        return None
+    return layout.job_dir(args.output_dir, args.resume_from, args.age)
+
+
+def _reuse_finished(args: argparse.Namespace, out: Path, start: int, end: int) -> int | None:
+    """The earlier run's finished outputs of this (age, slice), linked or copied into this run's
+    folder and published as this run's; the exit code, or None when it has none to reuse."""
+    previous = _previous_run_dir(args)
+    if previous is None or not (previous / layout.success_name(start, end)).is_file():
+        return None
+    age = args.age
+    names = [layout.pi_name(age, start, end), layout.model_name(age, start, end)]
+    metrics_file = previous / layout.metrics_name(age, start, end)
+    if not metrics_file.is_file() or not all((previous / name).is_file() for name in names):
+        print(f"not reusing run {args.resume_from}: its outputs of slice {start}-{end} are incomplete", flush=True)
+        return None
+    metrics = json.loads(metrics_file.read_text())
+    wanted = {"epochs": args.epochs, "seed": args.seed, "learning_rate": args.learning_rate, "base_data_path": args.base_data_path}
+    used = {**metrics.get("lineage", {}).get("parameters", {}), "epochs": metrics.get("epochs")}
+    if any(used.get(name) != value for name, value in wanted.items()):
+        print(f"not reusing run {args.resume_from}: it trained with other parameters", flush=True)
+        return None
+    for name in names:
+        link_or_copy(previous / name, out / name)
+    metrics.update(run_id=args.run_id, reused_from_run=args.resume_from, wall_time_s=0.0, train_time_s=0.0, cpu_seconds=0.0)
+    print(f"reused: run {args.resume_from} already finished age {age} slice {start}-{end}; outputs linked into {out}", flush=True)
+    return _publish(args, metrics, out / layout.metrics_name(age, start, end), out / layout.success_name(start, end))
+
+
+def _already_done(args: argparse.Namespace, out: Path, start: int, end: int) -> int | None:
+    """The exit code when this (run, age, slice) needs no training: it succeeded before (skip), or
+    the run it retries finished it (reuse); None otherwise. Clears stale temporary files first."""
+    marker = out / layout.success_name(start, end)
+    if marker.exists():
+        print(f"skipped: run {args.run_id} age {args.age} slice {start}-{end} already succeeded ({marker})", flush=True)
+        return 0
+    for stale in remove_stale_tmp(out, _slice_names(args.age, start, end)):
+        print(f"removed {stale.name}, left by a job killed while writing it", flush=True)
+    if _has_checkpoint(out / layout.checkpoint_name(start, end)):
+        return None
+    return _reuse_finished(args, out, start, end)
+
+
+def _previous_checkpoint(args: argparse.Namespace, fingerprint: dict, start: int, end: int) -> dict | None:
+    """The earlier run's checkpoint of this (age, slice), when it was made with these parameters."""
+    previous = _previous_run_dir(args)
+    if previous is None:
+        return None
+    try:
+        state = _load_checkpoint(previous / layout.checkpoint_name(start, end), fingerprint, args.epochs)
+    except InputError as error:
+        print(f"not resuming from run {args.resume_from}: {error}", flush=True)
+        return None
+    if state is not None:
+        state["source"] = f"run {args.resume_from}'s {layout.checkpoint_name(start, end)}"
+        state["run"] = args.resume_from
+    return state
+
+
+def _remove_checkpoint(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_name(path.name + ".prev").unlink(missing_ok=True)
+
+
 def _save_checkpoint(path: Path, state: dict) -> None:
     if path.is_file():
         os.replace(path, path.with_name(path.name + ".prev"))
@@ -228,8 +329,9 @@ def _check_args(args: argparse.Namespace) -> None:
         raise InputError(f"age {args.age} is outside {layout.AGE_MIN}..{layout.AGE_MAX}")
     if str(args.output_dir).startswith("s3:"):
         raise InputError("--output_dir must be a file system path (EFS); s3:// outputs are not supported")
-    if not args.run_id or "/" in args.run_id or args.run_id in (".", ".."):
-        raise InputError(f"--run_id must be a plain folder name, got {args.run_id!r}")
+    for flag, value in (("--run_id", args.run_id), ("--resume_from", args.resume_from)):
+        if not value or "/" in value or value in (".", ".."):
+            raise InputError(f"{flag} must be a plain folder name, got {value!r}")
     if args.epochs < 0 or args.learning_rate <= 0:
         raise InputError("--epochs must be >= 0 and --learning_rate > 0")
     if args.results_uri.lower() != "none":
@@ -243,7 +345,8 @@ def _cpu_seconds() -> float:
 
 
 def _publish(args: argparse.Namespace, metrics: dict, metrics_path: Path, marker: Path) -> int:
-    """The metrics file, its upload to results_uri, then the success marker (last: a retry redoes the rest)."""
+    """The metrics file, its upload to results_uri, then the success marker (last: a retry redoes the
+    rest); then the checkpoint goes, unless ``--keep_checkpoint``."""
     start, end, age = metrics["start_index"], metrics["end_index"], metrics["age"]
     save_text(json.dumps(metrics, indent=2), metrics_path)
     if args.results_uri.lower() != "none":
@@ -254,6 +357,8 @@ def _publish(args: argparse.Namespace, metrics: dict, metrics_path: Path, marker
             return 1
         print(f"metrics uploaded to {uri}", flush=True)
     save_text(json.dumps({"metrics": metrics_path.name, "final_loss": metrics["final_loss"]}), marker)
+    if not args.keep_checkpoint:  # the success marker keeps the job skippable; the checkpoint is dead weight
+        _remove_checkpoint(marker.parent / layout.checkpoint_name(start, end))
     return 0
 
 
@@ -292,9 +397,10 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
     age = args.age
     out = layout.job_dir(args.output_dir, args.run_id, age)
     marker = out / layout.success_name(start, end)
-    if marker.exists():
-        print(f"skipped: run {args.run_id} age {age} slice {start}-{end} already succeeded ({marker})", flush=True)
-        return 0
+    checkpoint_path = out / layout.checkpoint_name(start, end)
+    finished = _already_done(args, out, start, end)
+    if finished is not None:
+        return finished
 
     base = args.base_data_path
     if base.startswith("s3://"):
@@ -309,9 +415,8 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         flush=True,
     )
 
-    checkpoint_path = out / layout.checkpoint_name(start, end)
     fingerprint = _fingerprint(args, data, start, end)
-    checkpoint = _load_checkpoint(checkpoint_path, fingerprint, args.epochs)
+    checkpoint = _load_checkpoint(checkpoint_path, fingerprint, args.epochs) or _previous_checkpoint(args, fingerprint, start, end)
     seeded = initial_parameters(data.g, data.refs, data.y_mean, data.psi, problem.n_times, args.seed)
     cap = age - layout.AGE_OFFSET
     initial_discrimination = heldout_c_index(
@@ -332,7 +437,7 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         })
         done, history = int(checkpoint["epoch"]), [list(entry) for entry in checkpoint["loss_history"]]
         epoch_losses = list(checkpoint.get("epoch_losses", []))
-        print(f"resuming from epoch {done} ({checkpoint_path.name})", flush=True)
+        print(f"resuming from epoch {done} ({checkpoint.get('source', checkpoint_path.name)})", flush=True)
     resumed_from = done if checkpoint else None
 
     def checkpoint_now() -> None:
@@ -407,7 +512,8 @@ def run(args: argparse.Namespace, on_epoch: Callable[[int], None] | None = None)
         "wall_time_s": round(time.perf_counter() - started, 3), "train_time_s": round(train_seconds, 3),
         "cpu_seconds": _cpu_seconds(),
         **_peak_memory_mb(device), "device": device.type, "threads": torch.get_num_threads(),
-        "resumed_from_epoch": resumed_from, "lineage": lineage(args, args.run_id),
+        "resumed_from_epoch": resumed_from, "resumed_from_run": (checkpoint or {}).get("run"),
+        "lineage": lineage(args, args.run_id),
     }
     if _publish(args, metrics, out / layout.metrics_name(age, start, end), marker):
         return 1

@@ -29,7 +29,10 @@ StuckAfter = Annotated[
 Wait = Annotated[float, typer.Option("--wait", help="Seconds to wait for the upload to start its execution.")]
 Force = Annotated[
     bool,
-    typer.Option("--force", help="Upload even when the same bytes are already the current version (starts a new run)."),
+    typer.Option(
+        "--force", "--rerun",
+        help="Upload even when the same bytes are already the current version, asking for a rerun (starts a new run).",
+    ),
 ]
 
 

@@ -28,7 +28,8 @@ def runs_table(stack_name: str, listed: list[RunSummary]) -> Table:
     if with_source:
         table.add_column("from", justify="left", overflow="fold")
     for r in listed:
-        cells = [r.run_id, styled(r.status), fmt_time(r.started_at), fmt_duration(r.duration_s),
+        status = styled(r.status) + (f" (identical to {r.identical_to})" if r.identical_to else "")
+        cells = [r.run_id, status, fmt_time(r.started_at), fmt_duration(r.duration_s),
                  _count(r.succeeded), _count(r.failed), _count(r.total)]
         table.add_row(*cells, *([r.source or ""] if with_source else []))
     return table
@@ -45,6 +46,8 @@ def runs(
     Each run: status, start, duration and — once collated — how many (age, slice) pairs
     succeeded and failed, of how many (from runs/<run_id>/summary.json), and where its manifest
     came from when its uploader said so (efs:/data/manifests/x.yaml for a manifest saved on EFS).
+    An upload whose bytes were those of the key's latest run started nothing: it is listed as
+    SKIPPED (identical to that run).
 
     Exit codes: 0 listed, 2 unknown stack or AWS problem.
     """

@@ -38,7 +38,7 @@ NO_REASON = "failed (no reason recorded)"
 KEPT_METRICS = (
     "final_loss", "heldout_c_index", "heldout_c_index_initial", "n_patients", "epochs", "wall_time_s",
     "cpu_seconds", "peak_rss_mb", "device", "resumed_from_epoch", "loss_per_cell", "divergence", "recovery",
-    "loss_history",
+    "loss_history", "resumed_from_run", "reused_from_run",
 )
 
 

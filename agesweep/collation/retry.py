@@ -43,8 +43,12 @@ def group_by_slices(pairs: Sequence[Pair]) -> list[tuple[list[tuple[int, int]], 
     return [(list(spans), ages) for spans, ages in sorted(groups.items(), key=lambda g: g[1][0])]
 
 
-def retry_manifests(original: Mapping[str, Any], pairs: Sequence[Pair], run_name: str | None = None) -> list[dict[str, Any]]:
-    """The original manifest narrowed to exactly the failed (age, slice) pairs, with a new run name.
+def retry_manifests(
+    original: Mapping[str, Any], pairs: Sequence[Pair], run_name: str | None = None, run_id: str | None = None
+) -> list[dict[str, Any]]:
+    """The original manifest narrowed to exactly the failed (age, slice) pairs, with a new run name
+    and ``resume_from: <run_id>`` (the run retried), so the retry resumes that run's checkpoints
+    and reuses what it finished instead of starting over.
 
     Ages that failed the same slices share one manifest; when different ages failed different
     slices, one manifest per group keeps the rerun to exactly the failed pairs (no cross product).
@@ -56,6 +60,8 @@ def retry_manifests(original: Mapping[str, Any], pairs: Sequence[Pair], run_name
         suffix = "" if len(groups) == 1 else f"-{n}"
         doc = dict(original)
         doc["run_name"] = base_name[: RUN_NAME_MAX - len(suffix)] + suffix
+        if run_id:
+            doc["resume_from"] = run_id
         doc["ages"] = list(ages)
         doc["slices"] = [{"start_index": s, "end_index": e} for s, e in spans]
         docs.append(doc)
@@ -86,7 +92,7 @@ def retry_manifest_yaml(original_text: str, summary: Summary) -> str:
     original = yaml.safe_load(original_text) or {}
     if not isinstance(original, dict):
         raise ValueError("the original manifest is not a YAML mapping")
-    docs = retry_manifests(original, pairs, summary.run_name)
+    docs = retry_manifests(original, pairs, summary.run_name, summary.run_id)
     body = "---\n".join(yaml.safe_dump(doc, sort_keys=False, default_flow_style=None) for doc in docs)
     return "\n".join(_header(summary, pairs, len(docs))) + "\n" + body
 

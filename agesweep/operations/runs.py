@@ -9,10 +9,13 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from agesweep import aws
-from agesweep.contracts import Summary
+from agesweep.contracts import SkippedUpload, Summary
 from agesweep.operations.deployment import DeployedStack
 from agesweep.operations.errors import aws_errors
 from agesweep.operations.executions import epoch
+from agesweep.runs import SKIPPED_PREFIX
+
+SKIPPED = "SKIPPED"  # an upload of identical bytes: no execution
 
 
 @dataclass
@@ -25,10 +28,11 @@ class RunSummary:
     succeeded: int | None = None
     failed: int | None = None
     source: str | None = None  # where the manifest was saved before S3 (the EFS watcher's path), once collated
+    identical_to: str | None = None  # status SKIPPED: an upload of that run's bytes started nothing
 
     @property
     def duration_s(self) -> float | None:
-        if self.started_at is None:
+        if self.started_at is None or self.status == SKIPPED:
             return None
         return (self.stopped_at or time.time()) - self.started_at
 
@@ -49,7 +53,8 @@ def read_summary(stack: DeployedStack, run_id: str) -> Summary | None:
 
 
 def list_runs(stack: DeployedStack, limit: int = 20) -> list[RunSummary]:
-    """The newest executions of the stack's state machine, with (age, slice) counts once collated."""
+    """The newest executions of the stack's state machine, with (age, slice) counts once collated,
+    and the uploads that started nothing (SKIPPED, identical to an earlier run)."""
     sfn = stack.client("stepfunctions")
     executions: list[dict[str, Any]] = []
     with aws_errors():
@@ -67,4 +72,22 @@ def list_runs(stack: DeployedStack, limit: int = 20) -> list[RunSummary]:
                 run.total, run.succeeded, run.failed = summary.total, summary.succeeded, summary.failed
                 run.source = summary.lineage.manifest.source
         runs.append(run)
-    return runs
+    runs.extend(skipped_uploads(stack, limit))
+    runs.sort(key=lambda r: r.started_at or 0.0, reverse=True)
+    return runs[:limit]
+
+
+def skipped_uploads(stack: DeployedStack, limit: int) -> list[RunSummary]:
+    """The newest manifest versions that started nothing (identical bytes; start_run's skipped/ records)."""
+    s3 = stack.client("s3")
+    objects: list[dict[str, Any]] = []
+    with aws_errors():
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix=SKIPPED_PREFIX):
+            objects.extend(page.get("Contents", []))
+        objects.sort(key=lambda o: o["LastModified"], reverse=True)
+        listed = []
+        for obj in objects[:limit]:
+            record = SkippedUpload.model_validate_json(s3.get_object(Bucket=stack.bucket, Key=obj["Key"])["Body"].read())
+            at = epoch(obj["LastModified"])
+            listed.append(RunSummary(record.run_id, SKIPPED, at, at, identical_to=record.identical_to))
+    return listed

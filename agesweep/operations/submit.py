@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import ClientError
 
 from agesweep import aws
-from agesweep.contracts import Plan
+from agesweep.contracts import Plan, SkippedUpload
 from agesweep.errors import ManifestInvalid
 from agesweep.manifest import EFS_ROOT
 from agesweep.manifest_source import read_manifest_file
@@ -20,8 +20,9 @@ from agesweep.operations.deployment import DeployedStack
 from agesweep.operations.errors import OpsError, RunNotFound, aws_errors
 from agesweep.operations.executions import describe_run
 from agesweep.plan import validate_and_plan
-from agesweep.runs import run_id_for
+from agesweep.runs import SKIPPED_PREFIX, run_id_for
 from agesweep.settings import Settings
+from agesweep.start import content_sha256
 
 if TYPE_CHECKING:  # boto3-backed checks are made only with --preflight
     from agesweep.preflight import Preflight
@@ -100,21 +101,38 @@ def _already_submitted(stack: DeployedStack, key: str, sha: str, source: str) ->
     """The run of the object at `key` when it already holds these bytes and that run exists."""
     with aws_errors():
         try:
-            head = stack.client("s3").head_object(Bucket=stack.bucket, Key=key)
+            head = stack.client("s3").head_object(Bucket=stack.bucket, Key=key, ChecksumMode="ENABLED")
         except ClientError as exc:
             if not aws.is_not_found(exc):
                 raise
             return None
     metadata = head.get("Metadata") or {}
-    if metadata.get("sha256") != sha:
-        return None
     version = head.get("VersionId")
+    with aws_errors():  # `aws s3 cp` sets no sha256 metadata: S3's checksum, else the bytes
+        if content_sha256(stack.client("s3"), stack.bucket, key, version, head) != sha:
+            return None
     run_id = run_id_for(stack.bucket, key, version)
     with contextlib.suppress(RunNotFound):
         describe_run(stack, run_id)
         return Submission(run_id, stack.execution_arn(run_id), stack.bucket, key, version, sha,
                           metadata.get("source", source), uploaded=False)
+    skipped = read_skipped(stack, run_id)  # that version started nothing: its bytes are an earlier run's
+    if skipped is not None:
+        return Submission(skipped.identical_to, stack.execution_arn(skipped.identical_to), stack.bucket, key, version, sha,
+                          metadata.get("source", source), uploaded=False)
     return None
+
+
+def read_skipped(stack: DeployedStack, run_id: str) -> SkippedUpload | None:
+    """skipped/<run_id>.json: start_run's record of a version that started nothing (identical bytes)."""
+    with aws_errors():
+        try:
+            body = stack.client("s3").get_object(Bucket=stack.bucket, Key=f"{SKIPPED_PREFIX}{run_id}.json")["Body"].read()
+        except ClientError as exc:
+            if aws.is_not_found(exc):
+                return None
+            raise
+    return SkippedUpload.model_validate_json(body)
 
 
 def submit_manifest(
@@ -130,7 +148,9 @@ def submit_manifest(
 
     A run is one manifest *version* (run_id = digest of bucket, key, VersionId). When the object
     at that key already holds the same bytes (its `sha256` metadata) and that version's run
-    exists, nothing is uploaded and that run is returned; `force` uploads anyway (a new run).
+    exists, nothing is uploaded and that run is returned; `force` uploads anyway, with the metadata
+    `agesweep-rerun: true` (start_run starts nothing for the same bytes as the key's latest run
+    unless asked: a new run).
     """
     key = MANIFEST_PREFIX + file_name
     sha = hashlib.sha256(raw).hexdigest()
@@ -141,7 +161,7 @@ def submit_manifest(
     with aws_errors():
         version = stack.client("s3").put_object(
             Bucket=stack.bucket, Key=key, Body=raw, ContentType="application/yaml",
-            Metadata={"sha256": sha, "source": source},
+            Metadata={"sha256": sha, "source": source, **({"agesweep-rerun": "true"} if force else {})},
         ).get("VersionId")
     run_id = run_id_for(stack.bucket, key, version)
     execution_arn = stack.execution_arn(run_id)

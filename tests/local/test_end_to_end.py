@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,7 @@ from agesweep.exit_codes import ExitCode
 from agesweep.local.cloud import SimulatedFailure, SpotInterruption
 from agesweep.local.session import run_manifest
 from tests.local.conftest import write_manifest
+from training import train
 
 
 def _state_names(stack, execution_arn: str) -> list[str]:
@@ -150,3 +152,35 @@ def test_spot_interruption_is_retried_by_the_job_definition(make_stack, tmp_path
     summary = json.loads((result.run_dir / "summary.json").read_text())
     metrics = summary["ages"][0]["slices"][0]["metrics"]
     assert metrics["resumed_from_epoch"] and 0 < metrics["resumed_from_epoch"] < 1500
+
+
+def test_the_retry_of_a_hard_killed_age_resumes_the_original_runs_checkpoint(make_stack, tmp_path: Path) -> None:
+    """Issue item 15: the retry manifest names the run it retries, so an age whose job was killed
+    after a checkpoint resumes from it in the retry run (a new run id), through the real job command."""
+    stack = make_stack(simulated_failures=[SimulatedFailure(age=51)])
+    manifest = write_manifest(tmp_path / "killed.yaml", [50, 51], run_name="killed", epochs=60)
+    result = run_manifest(stack, manifest)
+    assert result.exit_code == ExitCode.SOME_FAILED, (result.error, result.cause)
+    output = stack.data_dir / "output"
+    assert not (output / result.run_id / "age_50" / "checkpoint_0_240.pt").exists()  # succeeded: removed
+    # what a hard-killed attempt of age 51 leaves: a checkpoint at epoch 40 of 60, no marker
+    killed = train.parse_args([
+        "--start_index", "0", "--end_index", "240", "--base_data_path", str(stack.data_dir / "input"),
+        "--output_dir", str(output), "--age", "51", "--run_id", result.run_id, "--epochs", "60", "--seed", "1",
+    ])
+    assert train.run(killed, on_epoch=lambda done: done == 40 and signal.raise_signal(signal.SIGTERM)) == 143
+    original = output / result.run_id / "age_51"
+    before = {p.name: p.stat().st_mtime_ns for p in original.iterdir()}
+
+    retry_text = (result.run_dir / "retry-manifest.yaml").read_text()
+    assert yaml.safe_load(retry_text)["resume_from"] == result.run_id
+    retry_path = tmp_path / "killed-retry.yaml"
+    retry_path.write_text(retry_text, encoding="utf-8")
+    stack.simulated_failures.clear()
+    rerun = run_manifest(stack, retry_path)
+    assert rerun.exit_code == ExitCode.OK, (rerun.error, rerun.cause)
+    summary = json.loads((rerun.run_dir / "summary.json").read_text())
+    (age,) = summary["ages"]
+    metrics = age["slices"][0]["metrics"]
+    assert age["age"] == 51 and (metrics["resumed_from_run"], metrics["resumed_from_epoch"]) == (result.run_id, 40)
+    assert {p.name: p.stat().st_mtime_ns for p in original.iterdir()} == before  # never written into

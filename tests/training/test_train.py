@@ -50,8 +50,10 @@ def test_outputs_and_metrics(tiny_inputs, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("AGESWEEP_IMAGE", "123.dkr.ecr.eu-west-1.amazonaws.com/agesweep:abc")
     assert main(_args(tiny_inputs, tmp_path, "--seed", "5")) == 0
     files = _outputs(tmp_path, 55, 0, 60)
+    checkpoint = files.pop("checkpoint")
     assert all(path.is_file() for path in files.values())
-    assert sorted(p.name for p in files["pi"].parent.iterdir() if not p.name.endswith(".prev")) == sorted(p.name for p in files.values())
+    assert not checkpoint.exists()  # removed once the job succeeded: the success marker keeps it skippable
+    assert sorted(p.name for p in files["pi"].parent.iterdir()) == sorted(p.name for p in files.values())
     pi = torch.load(files["pi"])
     assert pi.shape == (60, 6, 52) and pi.min() >= 1e-8 and pi.max() <= 1 - 1e-8
     model = torch.load(files["model"])
@@ -110,6 +112,7 @@ def test_a_diverging_run_is_flagged(tiny_inputs, tmp_path):
 def test_rerun_with_success_marker_skips_and_keeps_files(tiny_inputs, tmp_path, capsys):
     assert main(_args(tiny_inputs, tmp_path)) == 0
     files = _outputs(tmp_path, 55, 0, 60)
+    del files["checkpoint"]
     before = {name: path.stat().st_mtime_ns for name, path in files.items()}
     assert main(_args(tiny_inputs, tmp_path, "--seed", "99")) == 0
     assert "skipped" in capsys.readouterr().out
@@ -139,6 +142,87 @@ def test_interrupted_and_resumed_equals_uninterrupted(tiny_inputs, tmp_path):
     straight_metrics = json.loads(expected["metrics"].read_text())
     for field in ("loss_history", "final_loss", "heldout_c_index", "heldout_c_index_initial", "loss_per_cell", "divergence", "recovery"):
         assert metrics[field] == straight_metrics[field], field
+
+
+def _sigterm_after(epoch: int):
+    return lambda done: done == epoch and signal.raise_signal(signal.SIGTERM)
+
+
+def _folder_state(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.iterdir())}
+
+
+def test_checkpoint_is_removed_on_success_unless_kept(tiny_inputs, tmp_path, capsys):
+    """Done when: a succeeded job leaves no checkpoint (888 MB per demo run, over half checkpoints)."""
+    dropped, kept = tmp_path / "dropped", tmp_path / "kept"
+    assert main(_args(tiny_inputs, dropped)) == 0
+    assert main(_args(tiny_inputs, kept, "--keep_checkpoint")) == 0
+    assert main(_args(tiny_inputs, tmp_path / "kept2", "--keep_checkpoint", "true")) == 0
+    assert not _outputs(dropped, 55, 0, 60)["checkpoint"].exists()
+    assert not _outputs(dropped, 55, 0, 60)["checkpoint"].with_name("checkpoint_0_60.pt.prev").exists()
+    assert _outputs(kept, 55, 0, 60)["checkpoint"].is_file() and _outputs(tmp_path / "kept2", 55, 0, 60)["checkpoint"].is_file()
+    capsys.readouterr()
+    assert main(_args(tiny_inputs, dropped)) == 0  # still skipped: the marker is what counts
+    assert "skipped" in capsys.readouterr().out
+
+
+def test_stale_tmp_files_of_its_own_slice_are_removed(tiny_inputs, tmp_path):
+    """Issue item 17: a job killed while writing a checkpoint leaves .checkpoint_*.tmp behind."""
+    folder = layout.job_dir(tmp_path, "r1", 55)
+    folder.mkdir(parents=True)
+    ours = [folder / ".checkpoint_0_60.pt.k1l2ed.tmp", folder / f".{layout.pi_name(55, 0, 60)}.x9.tmp"]
+    other_slice = folder / ".checkpoint_60_120.pt.busy.tmp"  # another array child's, maybe being written now
+    for path in [*ours, other_slice]:
+        path.write_bytes(b"half a checkpoint")
+    assert main(_args(tiny_inputs, tmp_path, epochs=2)) == 0
+    assert not any(path.exists() for path in ours)
+    assert other_slice.is_file()
+
+
+def test_retry_resumes_from_the_retried_runs_checkpoint(tiny_inputs, tmp_path, capsys):
+    """Issue item 15: the retry (a new run id) of a hard-killed job resumes from the original run's
+    checkpoint, bit-identical to an uninterrupted run, and never writes into the original's folder."""
+    straight = tmp_path / "straight"
+    assert main(_args(tiny_inputs, straight)) == 0
+    killed = run(parse_args(_args(tiny_inputs, tmp_path, "--run_id", "r0")), on_epoch=_sigterm_after(5))
+    assert killed == 143
+    original = layout.job_dir(tmp_path, "r0", 55)
+    before = _folder_state(original)
+    capsys.readouterr()
+    assert main(_args(tiny_inputs, tmp_path, "--resume_from", "r0")) == 0
+    assert "resuming from epoch 5 (run r0's checkpoint_0_60.pt)" in capsys.readouterr().out
+    files, expected = _outputs(tmp_path, 55, 0, 60), _outputs(straight, 55, 0, 60)
+    assert torch.equal(torch.load(files["pi"]), torch.load(expected["pi"]))
+    metrics = json.loads(files["metrics"].read_text())
+    assert (metrics["resumed_from_epoch"], metrics["resumed_from_run"], metrics["run_id"]) == (5, "r0", "r1")
+    assert _folder_state(original) == before
+
+
+def test_retry_with_other_parameters_starts_over(tiny_inputs, tmp_path, capsys):
+    run(parse_args(_args(tiny_inputs, tmp_path, "--run_id", "r0")), on_epoch=_sigterm_after(5))
+    assert main(_args(tiny_inputs, tmp_path, "--resume_from", "r0", "--seed", "7")) == 0
+    assert "not resuming from run r0" in capsys.readouterr().out
+    assert json.loads(_outputs(tmp_path, 55, 0, 60)["metrics"].read_text())["resumed_from_epoch"] is None
+
+
+def test_retry_reuses_the_retried_runs_finished_outputs(tiny_inputs, tmp_path, capsys, monkeypatch):
+    """Issue item 15: an (age, slice) the original run finished is not trained again by the retry:
+    its outputs appear in the retry's own folder, published as the retry's (metrics, marker)."""
+    assert main(_args(tiny_inputs, tmp_path, "--run_id", "r0")) == 0
+    original = layout.job_dir(tmp_path, "r0", 55)
+    before = _folder_state(original)
+    capsys.readouterr()
+    monkeypatch.setattr("training.train.load_slice", lambda *a, **k: pytest.fail("the retry trained again"))
+    assert main(_args(tiny_inputs, tmp_path, "--resume_from", "r0")) == 0
+    assert "reused: run r0 already finished age 55 slice 0-60" in capsys.readouterr().out
+    files = _outputs(tmp_path, 55, 0, 60)
+    assert files["success"].is_file() and not files["checkpoint"].exists()
+    assert torch.equal(torch.load(files["pi"]), torch.load(original / layout.pi_name(55, 0, 60)))
+    metrics = json.loads(files["metrics"].read_text())
+    assert (metrics["run_id"], metrics["reused_from_run"]) == ("r1", "r0")
+    assert _folder_state(original) == before
+    assert main(_args(tiny_inputs, tmp_path, "--resume_from", "r0")) == 0  # and the retry's rerun skips
+    assert "skipped" in capsys.readouterr().out
 
 
 def test_checkpoint_from_other_parameters_is_not_clobbered(tiny_inputs, tmp_path):

@@ -211,6 +211,8 @@ def test_retry_manifest_yaml_validates_with_the_manifest_model() -> None:
     assert text.startswith(f"# Retry of run {RUN_ID}")
     retry.validate_retry_manifest(text)  # raises ManifestInvalid if the shape is wrong
     assert yaml.safe_load(text)["ages"] == [55]
+    # Issue item 15: the retry names the run it retries, so that run's finished work is reused
+    assert yaml.safe_load(text)["resume_from"] == RUN_ID
     bad = text.replace("run_name: aladyn-retry", "run_name: 'bad name!'")
     from agesweep.errors import ManifestInvalid
 

@@ -9,6 +9,7 @@ import pytest
 
 from agesweep.contracts import JobDefinitionRef, JobTimeout, PlanItem, RetryStrategy
 from agesweep.errors import ManifestInvalid
+from agesweep.local.template import load_template
 from agesweep.manifest import parse_manifest
 from agesweep.plan import (
     EVALUATE_ON_EXIT,
@@ -112,6 +113,26 @@ def test_defaults_come_from_the_stack_and_training_params_are_optional() -> None
     assert item["timeout"] == {"AttemptDurationSeconds": 240 * 60} and item["on_demand_retry_strategy"]["Attempts"] == 3
     assert "epochs" not in item["parameters"]  # the job definition's default applies
     assert item["job_name"] == "defaults-0-10-age-40" and p["run_name"] == "defaults"
+
+
+def test_a_retry_passes_the_run_it_retries_and_keep_checkpoints_to_every_job() -> None:
+    """Issue item 15: the retried run reaches the trainer as --resume_from (Ref::resume_from);
+    without one the job definition's defaults ("none", keep_checkpoint "false") apply."""
+    plain = _plan("ages: [40]\nslices: [{start_index: 0, end_index: 10}]\n")["items"][0]["parameters"]
+    assert "resume_from" not in plain and "keep_checkpoint" not in plain
+    retry = _plan(
+        "ages: [40, 41]\nslices: [{start_index: 0, end_index: 10}]\nresume_from: demo-0123456789ab\n"
+        "training: {keep_checkpoints: true}\n"
+    )
+    for item in retry["items"]:
+        assert item["parameters"]["resume_from"] == "demo-0123456789ab"
+        assert item["parameters"]["keep_checkpoint"] == "true"
+    template = load_template(ROOT / "template.yaml")
+    definition = template["Resources"]["JobDefinition"]["Properties"]
+    command = definition["ContainerProperties"]["Command"]
+    assert command[command.index("--resume_from") + 1] == "Ref::resume_from" and definition["Parameters"]["resume_from"] == "none"
+    assert command[command.index("--keep_checkpoint") + 1] == "Ref::keep_checkpoint"
+    assert definition["Parameters"]["keep_checkpoint"] == "false"
 
 
 def test_equal_contiguous_slices_become_one_array_job_per_age() -> None:

@@ -23,6 +23,8 @@ INVOCATIONS = [
     ("ValidateManifestFunction", "validate_manifest.json"),
     ("CollateResultsFunction", "collate_results.json"),
     ("FormatAlertFunction", "batch_job_failed.json"),
+    ("ClassifyFailureFunction", "classify_failure.json"),
+    ("WatchEfsFunction", "efs_watch_scheduled.json"),
 ]
 GLOBAL_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
 
@@ -52,6 +54,7 @@ def test_every_function_is_invoked_with_its_sample_event(cloud: LocalCloud) -> N
     assert plan["job_queue"] == cloud.job_queue_arn  # the function's environment, resolved to the local stack
     assert results["collate_results.json"]["run_id"] == "aladyn-0-10000-3f2a9c1b7e4d"
     assert results["batch_job_failed.json"]["subject"].startswith("agesweep job failed: age 55")
+    assert results["classify_failure.json"]["escalate"] is True  # every failure was a lost host
 
 
 def test_a_raising_handler_gives_error_type_and_message(cloud: LocalCloud) -> None:

@@ -496,6 +496,7 @@ class RunLineage(BaseModel):
     results_uri: str | None = None
     parameters: dict[str, str] = Field(default_factory=dict)
     git_revision: str | list[str] | None = None
+    retry_of: str | None = Field(None, description="The run this one retries (the manifest's resume_from).")
 
 
 class IncurredCost(BaseModel):

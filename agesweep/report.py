@@ -307,6 +307,7 @@ def _lineage_rows(summary: Summary) -> list[tuple[str, str, bool]]:
     rows = [
         ("Run id", summary.run_id, True),
         ("Run name", summary.run_name, False),
+        *([("Retry of run", summary.lineage.retry_of, True)] if summary.lineage.retry_of else []),
         ("Manifest", f"s3://{manifest.bucket}/{manifest.key}"
          + (f"  (version {manifest.version_id})" if manifest.version_id else ""), True),
         ("Manifest sha256", manifest.sha256 or "unknown", True),

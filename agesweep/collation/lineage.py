@@ -47,6 +47,7 @@ def run_lineage(plan: Plan, facts: Sequence[JobFacts], slices: Sequence[SliceOut
         results_uri=plan.results_uri,
         parameters={k: v for k, v in first_params.items() if k not in PER_JOB_PARAMS},
         git_revision=one_or_all(s.metrics_lineage.git_revision for s in slices if s.metrics_lineage),
+        retry_of=first_params.get("resume_from"),
     )
 
 

@@ -131,6 +131,8 @@ def _run_lines(summary: Summary) -> list[str]:
     if summary.suspect_ages:
         many = "s" if len(summary.suspect_ages) > 1 else ""
         lines.append(f"Suspect training: age{many} {format_ages(summary.suspect_ages)} ({_first_reason(summary)})")
+    if summary.lineage.retry_of:
+        lines.append(f"Retry of run {summary.lineage.retry_of} (its finished work reused, its checkpoints resumed)")
     manifest = summary.lineage.manifest
     if manifest.key:
         lines.append(f"Manifest: s3://{manifest.bucket}/{manifest.key}"

@@ -135,6 +135,9 @@ def test_failed_age_is_not_retried_and_the_retry_manifest_reruns_only_it(make_st
     assert rerun.exit_code == ExitCode.OK
     assert [(row.age, row.status) for row in rerun.rows] == [(51, "SUCCEEDED")]
     assert rerun.run_id != result.run_id and rerun.run_id.startswith("partial-retry-")  # its run_name, not the file's
+    resummary = json.loads((rerun.run_dir / "summary.json").read_text())
+    assert resummary["lineage"]["retry_of"] == result.run_id  # the retry's summary links back to the run it retries
+    assert f"Retry of run {result.run_id}" in "\n".join(n["message"] for n in rerun.notifications)
 
 
 def test_spot_interruption_is_retried_by_the_job_definition(make_stack, tmp_path: Path) -> None:

@@ -191,7 +191,7 @@ IMPORT_HANDLER = textwrap.dedent(
 
     if sys.argv[2] == "plot":  # the report's plot renders from the layers (matplotlib, numpy, fonts)
         from agesweep.contracts import AgeOutcome, ManifestRef, RunLineage, SliceOutcome, Summary
-        from agesweep.report import plot_png
+        from agesweep.report_plots import plot_png
 
         ages = [
             AgeOutcome(age=age, job_name=f"age-{age}", status="SUCCEEDED", slices=[SliceOutcome(

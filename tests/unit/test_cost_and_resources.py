@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from test_collate import collate_dicts, sample
 
+from agesweep import report_plots
 from agesweep.collation import render
 from agesweep.collation.facts import JobFacts, capacity_of
 from agesweep.collation.resources import recommend, usable_mib
@@ -230,8 +231,8 @@ def test_report_shows_loss_curves_initial_and_final_c_index_and_suspects() -> No
     from agesweep import report
 
     summary = measured_summary()
-    assert set(report.loss_curves(summary)) == {"age 54", "age 56"}
-    assert math.isnan(report.loss_curves(summary)["age 56"][0][-1][1]) and report.loss_curves(summary)["age 56"][1]
+    assert set(report_plots.loss_curves(summary)) == {"age 54", "age 56"}
+    assert math.isnan(report_plots.loss_curves(summary)["age 56"][0][-1][1]) and report_plots.loss_curves(summary)["age 56"][1]
     html = report.render_report(summary)
     assert '<img id="loss-plot"' in html and "<th>c-index initial</th>" in html
     assert "<td>0.610</td><td>0.710</td>" in html

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_report import summary_with_failure
 
-from agesweep import report
+from agesweep import report, report_plots
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -50,7 +50,7 @@ def plot_pixels(png: Path) -> int:
     image = mpimg.imread(png)[..., :3]
     if image.dtype != np.uint8:
         image = (image * 255).round()
-    target = np.array([int(report.PLOT_COLOR[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
+    target = np.array([int(report_plots.PLOT_COLOR[i : i + 2], 16) for i in (1, 3, 5)], dtype=float)
     distance = np.abs(image.astype(float) - target).sum(axis=-1)
     return int((distance < 40).sum())
 

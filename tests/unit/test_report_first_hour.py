@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from test_report import summary_with_failure
 
-from agesweep import report
+from agesweep import report, report_plots
 from agesweep.links import job_log_url
 
 
@@ -59,10 +59,10 @@ def test_lines_break_at_failed_ages_and_slices_are_told_apart() -> None:
         "500-1000": [(40, 0.55, 5.5), (41, 0.56, 5.2), (42, 0.57, 5.1)],
     }
     ax = _Axes()
-    assert report._plot_slices(ax, series, 1, [40, 41, 42])
+    assert report_plots._plot_slices(ax, series, 1, [40, 41, 42])
     assert [line["label"] for line in ax.lines] == ["slice 0-500", "slice 500-1000", "slice 1000-1500"]
     assert len({line["color"] for line in ax.lines}) == 3
-    assert ax.lines[0]["color"] == report.PLOT_COLOR
+    assert ax.lines[0]["color"] == report_plots.PLOT_COLOR
     first = ax.lines[0]
     assert first["x"] == [40, 41, 42] and math.isnan(first["y"][1])  # age 41 failed: no line through it
     assert not any(math.isnan(v) for v in ax.lines[1]["y"])
@@ -71,7 +71,7 @@ def test_lines_break_at_failed_ages_and_slices_are_told_apart() -> None:
 def test_the_mean_band_also_breaks_at_ages_without_metrics() -> None:
     series: report.Series = {f"{n * 10}-{n * 10 + 10}": [(40, 0.6, 5.0), (42, 0.6, 4.0)] for n in range(8)}
     ax = _Axes()
-    assert report._plot_band(ax, series, 2, [40, 41, 42])
+    assert report_plots._plot_band(ax, series, 2, [40, 41, 42])
     assert ax.lines[0]["x"] == [40, 41, 42] and math.isnan(ax.lines[0]["y"][1])
 
 

@@ -1,0 +1,167 @@
+"""The report's plots, drawn with matplotlib (imported only when a plot is drawn, so importing the
+report stays cheap): metrics against age (one line per slice, broken at failed ages) and each
+age's loss curve."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from agesweep.contracts import Summary
+
+# The plotted series' colour. Nothing else on the page uses it, so a screenshot test can tell
+# whether the plot image actually rendered.
+PLOT_COLOR = "#1f77b4"
+FAILED_COLOR = "#c62828"
+LOSS_COLORMAP = "plasma"  # one colour per age; none of it near PLOT_COLOR
+_SERIES_MARKERS = ("o", "s", "^", "D", "v", "P")
+# One colour per slice (matplotlib's tab10 without its red, which marks failed ages); the first is PLOT_COLOR.
+_SERIES_COLORS = (PLOT_COLOR, "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+
+Point = tuple[int, float | None, float | None]  # (age, held-out c-index, final loss)
+Series = dict[str, list[Point]]  # slice label -> its points
+_PANELS = (("Held-out c-index", 1), ("Final loss", 2))
+
+
+def slice_order(label: str) -> tuple[Any, ...]:
+    """Slice labels in index order (0-500, 500-1000, 1000-1500), not text order."""
+    numbers = [int(n) for n in re.findall(r"\d+", label)]
+    return (0, *numbers) if numbers else (1, label)
+
+
+def _with_gaps(points: Sequence[tuple[int, float]], ages: Sequence[int]) -> tuple[list[int], list[float]]:
+    """Values at every age of the run, NaN where a slice has none (failed, missing): the line breaks there."""
+    by_age = dict(points)
+    return list(ages), [by_age.get(age, math.nan) for age in ages]
+
+
+def plot_series(summary: Summary) -> Series:
+    """The succeeded slices' metrics, one series per slice label."""
+    series: Series = {}
+    for s in summary.slices():
+        if s.succeeded and s.metrics and s.metrics.model_fields_set:  # a job that wrote some metrics
+            series.setdefault(s.slice_label, []).append((s.age, s.metrics.heldout_c_index, s.metrics.final_loss))
+    return series
+
+
+def per_age_values(series: Series, column: int) -> dict[int, list[float]]:
+    """Every slice's value of one column, per age (values a job did not write are left out)."""
+    per_age: dict[int, list[float]] = {}
+    for points in series.values():
+        for point in points:
+            value = point[column]
+            if value is not None:
+                per_age.setdefault(point[0], []).append(float(value))
+    return per_age
+
+
+def _plot_band(ax: Any, series: Series, column: int, run_ages: Sequence[int]) -> bool:
+    """Many slices: the mean per age with the slices' range as a band keeps the plot readable."""
+    per_age = per_age_values(series, column)
+    if not per_age:
+        return False
+    ages = sorted(set(run_ages) | set(per_age))
+    nan = math.nan
+    means = [sum(per_age[a]) / len(per_age[a]) if a in per_age else nan for a in ages]
+    ax.fill_between(ages, [min(per_age[a]) if a in per_age else nan for a in ages],
+                    [max(per_age[a]) if a in per_age else nan for a in ages], color=PLOT_COLOR, alpha=0.25, linewidth=0)
+    ax.plot(ages, means, color=PLOT_COLOR, marker="o", markersize=4, linewidth=2, label=f"mean of {len(series)} slices")
+    return True
+
+
+def _plot_slices(ax: Any, series: Series, column: int, run_ages: Sequence[int]) -> bool:
+    """Few slices: one line per slice, in index order, each its own colour and marker."""
+    plotted = False
+    for n, label in enumerate(sorted(series, key=slice_order)):
+        shown = sorted((p[0], float(v)) for p in series[label] if (v := p[column]) is not None)
+        if not shown:
+            continue
+        ages, values = _with_gaps(shown, sorted(set(run_ages) | {age for age, _ in shown}))
+        ax.plot(ages, values, color=_SERIES_COLORS[n % len(_SERIES_COLORS)],
+                marker=_SERIES_MARKERS[n % len(_SERIES_MARKERS)], markersize=5, linewidth=2, label=f"slice {label}")
+        plotted = True
+    return plotted
+
+
+def _draw_panel(ax: Any, title: str, column: int, series: Series, failed_ages: list[int], run_ages: Sequence[int]) -> None:
+    many = len(series) > len(_SERIES_MARKERS)
+    plotted = _plot_band(ax, series, column, run_ages) if many else _plot_slices(ax, series, column, run_ages)
+    for age in failed_ages:
+        ax.axvline(age, color=FAILED_COLOR, linestyle=":", linewidth=1.2)
+    if failed_ages:
+        ax.plot([], [], color=FAILED_COLOR, linestyle=":", label="failed age")
+    if not plotted:
+        ax.text(0.5, 0.5, "no metrics JSON found for any succeeded job", ha="center", va="center",
+                transform=ax.transAxes, color="#777")
+    ax.set_ylabel(title)
+    ax.grid(True, color="#e5e5e5")
+    if plotted or failed_ages:
+        ax.legend(loc="best", fontsize=8)
+
+
+def plot_png(summary: Summary) -> bytes:
+    """Held-out c-index and final loss against age (one series per slice), failed ages marked."""
+    import matplotlib  # deferred: importing the report module stays cheap
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    series = plot_series(summary)
+    fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), dpi=100, sharex=True)
+    for ax, (title, column) in zip(axes, _PANELS, strict=True):
+        _draw_panel(ax, title, column, series, summary.failed_ages, sorted({a.age for a in summary.ages}))
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[-1].set_xlabel("Age")
+    axes[0].set_title(f"{summary.run_id}: metrics against age")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def loss_curves(summary: Summary) -> dict[str, tuple[list[tuple[int, float]], bool]]:
+    """Every slice's loss history that has points, labelled 'age 55' (or 'age 55 0-2500' with
+    several slices), with whether the slice is suspect."""
+    sliced = len({s.slice_label for s in summary.slices()}) > 1
+    curves = {}
+    for s in summary.slices():
+        if s.metrics and s.metrics.loss_history:
+            label = f"age {s.age}" + (f" {s.slice_label}" if sliced else "")
+            curves[label] = ([(int(e), math.nan if v is None else float(v)) for e, v in s.metrics.loss_history], s.suspect)
+    return curves
+
+
+def loss_png(summary: Summary) -> bytes | None:
+    """The loss curve of every age (one line each, coloured by age; suspect ones dashed)."""
+    curves = loss_curves(summary)
+    if not curves:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = plt.get_cmap(LOSS_COLORMAP)
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    for n, (label, (points, suspect)) in enumerate(sorted(curves.items())):
+        ax.plot([p[0] for p in points], [p[1] for p in points], color=colours(0.85 * n / max(len(curves) - 1, 1)),
+                linewidth=1.4, linestyle="--" if suspect else "-", label=label + (" (suspect)" if suspect else ""))
+    values = [v for points, _ in curves.values() for _, v in points if math.isfinite(v)]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("Epoch")
+    ax.set_ylabel("Loss")
+    ax.grid(True, color="#e5e5e5")
+    if len(curves) <= 12:
+        ax.legend(loc="best", fontsize=7, ncol=2)
+    ax.set_title(f"{summary.run_id}: loss per age")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()

@@ -199,6 +199,13 @@ def local(
         list[int] | None,
         typer.Option("--simulate-failure", help="Make this age's job exit non-zero (repeatable)."),
     ] = None,
+    chaos_reclaim_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Reclaim this share of spot attempts at a random point (SIGTERM, then SIGKILL).")
+    ] = 0.0,
+    chaos_kill_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Hard-kill this share of attempts at a random point (SIGKILL, no warning).")
+    ] = 0.0,
+    chaos_seed: Annotated[int, typer.Option(help="Seed of the --chaos-* draws: a seed replays the same chaos.")] = 0,
 ) -> None:
     """Run a sweep end to end on this machine: the same template.yaml and sweep.asl.json that
     `sam deploy` ships, on a local moto server, with the real Lambda handlers and each Batch job's
@@ -208,7 +215,7 @@ def local(
     as in AWS. Exit codes: 0 every age succeeded, 1 some failed, 2 the manifest was invalid
     (no job started).
     """
-    from agesweep.local.cloud import LocalCloud, SimulatedFailure, SpotInterruption
+    from agesweep.local.cloud import Chaos, LocalCloud, SimulatedFailure, SpotInterruption
     from agesweep.local.session import RunDidNotStart
 
     console = out()  # piped: 240 columns, never cut to 80
@@ -229,6 +236,7 @@ def local(
         spot_interruptions=[SpotInterruption(age) for age in simulate_spot_interruption or []],
         simulated_failures=[SimulatedFailure(age) for age in simulate_failure or []],
         port=port or None,
+        chaos=Chaos(chaos_reclaim_share, chaos_kill_share, chaos_seed) if chaos_reclaim_share or chaos_kill_share else None,
     )
     with stack:
         if serve:

@@ -137,6 +137,14 @@ def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> No
         console.print(f"Models: {outputs}/age_<AGE>/")
 
 
+def print_failed_logs(console: Console, stack: LocalCloud, result: LocalRunResult) -> None:
+    """Where each failed job's log files are (one per attempt, oldest first)."""
+    for row in result.rows:
+        if row.status == "FAILED" and row.job_id:
+            for path in stack.batch.log_paths(row.job_id):
+                console.print(f"age {row.age} failed; its log: {path}", highlight=False, markup=False, soft_wrap=True)
+
+
 def check_simulated_ages(console: Console, manifest: Path, ages: list[int]) -> None:
     """A --simulate-* age the manifest does not run would be silently ignored: exit 2 instead.
 
@@ -256,6 +264,7 @@ def local(
                 console.print(f"[bold red]{error}[/bold red]")
                 raise typer.Exit(ExitCode.INVALID) from error
             print_result(console, result, data_dir)
+            print_failed_logs(console, stack, result)
             if not serve:
                 raise typer.Exit(result.exit_code)
         try:

@@ -213,7 +213,9 @@ def local(
     chaos_kill_share: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Hard-kill this share of attempts at a random point (SIGKILL, no warning).")
     ] = 0.0,
-    chaos_seed: Annotated[int, typer.Option(help="Seed of the --chaos-* draws: a seed replays the same chaos.")] = 0,
+    chaos_seed: Annotated[
+        int, typer.Option(help="Seed of the --chaos-* draws (default 0): a seed replays the same chaos.", show_default=False)
+    ] = 0,
 ) -> None:
     """Run a sweep end to end on this machine: the same template.yaml and sweep.asl.json that
     `sam deploy` ships, on a local moto server, with the real Lambda handlers and each Batch job's

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from agesweep.cli import app
 from agesweep.exit_codes import ExitCode
-from agesweep.local.cloud import Chaos
+from agesweep.local.cloud import Chaos, SpotInterruption
 from agesweep.local.session import run_manifest
 from agesweep.plan import job_name
 from tests.local.conftest import write_manifest
@@ -102,3 +102,21 @@ def test_local_cli_rejects_a_share_outside_0_to_1(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["local", str(manifest), "--chaos-reclaim-share", "1.5"])
     assert result.exit_code == 2
     assert "--chaos-reclaim-share" in result.output
+
+
+def test_a_hard_kill_mid_training_loses_at_most_one_checkpoint_interval(make_stack, tmp_path: Path) -> None:
+    """The same guarantee without the dice: the host vanishes (SIGKILL) once epoch 300 is logged."""
+    stack = make_stack(spot_interruptions=[SpotInterruption(age=50, after_output="epoch 300/", hard=True)])
+    manifest = write_manifest(tmp_path / "kill.yaml", [50], run_name="kill", epochs=1000)
+
+    result = run_manifest(stack, manifest)
+
+    assert result.exit_code == ExitCode.OK, (result.error, result.cause)
+    age = json.loads((result.run_dir / "summary.json").read_text())["ages"][0]
+    first, second = stack.batch.log_paths(age["job_id"])
+    logged = [int(n) for n in re.findall(r"^epoch (\d+)/", first.read_text(encoding="utf-8"), flags=re.MULTILINE)]
+    killed_epoch = max(logged)
+    assert killed_epoch >= 300 and "checkpoint" not in first.read_text(encoding="utf-8").splitlines()[-1]
+    resumed = age["slices"][0]["metrics"]["resumed_from_epoch"]
+    assert killed_epoch - CHECKPOINT_EVERY <= resumed <= killed_epoch + 10, (resumed, killed_epoch)
+    assert f"resuming from epoch {resumed}" in second.read_text(encoding="utf-8")

@@ -173,7 +173,7 @@ class Preflight:
         return [], [_missing_file(uri, name, folder) for name in JOB_INPUT_FILES if not (folder / name).is_file()]
 
     def check_s3(self, uri: str, field: str, must_have_objects: bool) -> tuple[list[str], list[str]]:
-        """Bucket reachable; for inputs, at least one object under the prefix."""
+        """Bucket reachable; for inputs, at least one object under the prefix (none: every input file is missing)."""
         bucket, prefix = _split_s3(uri)
         try:
             if not must_have_objects:

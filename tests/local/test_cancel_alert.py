@@ -63,6 +63,9 @@ def test_cancelling_a_40_age_run_sends_one_message_the_aborted_alert(
     time.sleep(2.0)  # job status events of the terminated jobs are delivered in the background
     stack.wait_idle(timeout_s=60)
     messages = stack.drain_notifications()
+    time.sleep(3.0)  # and nothing comes late
+    stack.wait_idle(timeout_s=60)
+    messages += stack.drain_notifications()
 
     assert len(messages) == 1, [m["subject"] for m in messages]
     alert = messages[0]

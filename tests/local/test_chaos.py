@@ -120,3 +120,23 @@ def test_a_hard_kill_mid_training_loses_at_most_one_checkpoint_interval(make_sta
     resumed = age["slices"][0]["metrics"]["resumed_from_epoch"]
     assert killed_epoch - CHECKPOINT_EVERY <= resumed <= killed_epoch + 10, (resumed, killed_epoch)
     assert f"resuming from epoch {resumed}" in second.read_text(encoding="utf-8")
+
+
+def test_local_cli_hands_the_chaos_switches_to_the_stack(data_dir: Path, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    class Stop(Exception):
+        pass
+
+    seen: dict[str, object] = {}
+
+    def fake_cloud(**options: object) -> None:
+        seen.update(options)
+        raise Stop
+
+    monkeypatch.setattr("agesweep.local.cloud.LocalCloud", fake_cloud)
+    manifest = write_manifest(tmp_path / "m.yaml", [50], run_name="m")
+    args = ["local", str(manifest), "--data", str(data_dir), "--workdir", str(tmp_path / "work")]
+    chaotic = CliRunner().invoke(app, [*args, "--chaos-reclaim-share", "0.3", "--chaos-kill-share", "0.1", "--chaos-seed", "7"])
+    assert isinstance(chaotic.exception, Stop), chaotic.output
+    assert seen["chaos"] == Chaos(reclaim_share=0.3, kill_share=0.1, seed=7)
+    calm = CliRunner().invoke(app, args)
+    assert isinstance(calm.exception, Stop) and seen["chaos"] is None

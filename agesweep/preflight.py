@@ -2,11 +2,18 @@
 
 Run by the validate Lambda (boto3) and by `agesweep validate --preflight`. Problems read like schema
 errors (`field.path: what is wrong (what is allowed)`); all are collected before raising.
+
+The input must hold every file the job reads (JOB_INPUT_FILES): an s3:// input is listed; an input
+on the jobs' EFS mount (e.g. /data/input) is checked only in local mode, where LOCAL_DATA_ENV names
+the folder local mode mounts there. On AWS the validate Lambda has no EFS mount: the job itself
+reports a missing file there (exit 2, its log tail in the alert).
 """
 
 from __future__ import annotations
 
+import os
 import re
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import boto3
@@ -20,6 +27,15 @@ _ECR_IMAGE = re.compile(
     r"(?P<repo>[^:@]+)(?::(?P<tag>[^@]+)|@(?P<digest>sha256:[a-f0-9]{64}))$"
 )
 _MISSING_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
+
+# What training.train reads from its --base_data_path: training.layout's INPUT_FILES and the default
+# --enrollment_model (the job definition passes no other). The trainer is not in the Lambda layer,
+# so the names are repeated here; tests/unit/test_preflight.py keeps them equal.
+JOB_INPUT_FILES = (
+    "Y_tensor.pt", "E_matrix.pt", "G_matrix.pt", "model_essentials.pt", "reference_trajectories.pt",
+    "baselinagefamh.csv", "enrollment_model_W0.0001_fulldata_sexspecific.pt",
+)
+LOCAL_DATA_ENV = "AGESWEEP_LOCAL_DATA"  # local mode: the folder its jobs' mount points (e.g. /data) map to
 
 
 def parse_ecr_image(image: str) -> dict[str, str] | None:
@@ -58,13 +74,12 @@ class Preflight:
         problems += def_problems
         if manifest.job.image:
             problems += self.check_image(manifest.job.image)
-        for field in ("input", "output"):
-            uri = getattr(manifest, field)
-            if uri.startswith("s3://"):
-                found_problems, found_missing = self.check_s3(uri, field, must_have_objects=field == "input")
-                problems += found_problems
-                # A missing output bucket is a setup problem, not a missing input.
-                (missing if field == "input" else problems).extend(found_missing)
+        found_problems, missing = self.check_input(manifest.input, description)
+        problems += found_problems
+        if manifest.output.startswith("s3://"):
+            # A missing output bucket is a setup problem, not a missing input.
+            output_problems, no_bucket = self.check_s3(manifest.output, "output", must_have_objects=False)
+            problems += output_problems + no_bucket
         if problems:
             raise PreflightFailed("\n".join(problems + missing))
         if missing:
@@ -139,19 +154,60 @@ class Preflight:
             return [f"{field}: cannot look up {image!r} in ECR: {code} (an image this stack may pull)"]
         return []
 
+    def check_input(self, uri: str, description: dict[str, Any] | None) -> tuple[list[str], list[str]]:
+        """(problems, missing files) of the manifest's input: every JOB_INPUT_FILES file must be there."""
+        if uri.startswith("s3://"):
+            problems, missing = self.check_s3(uri, "input", must_have_objects=True)
+            if problems or missing:
+                return problems, missing
+            bucket, prefix = _split_s3(uri)
+            keys = {
+                obj["Key"]
+                for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=_folder(prefix))
+                for obj in page.get("Contents", [])
+            }
+            return [], [_missing_file(uri, name) for name in JOB_INPUT_FILES if _folder(prefix) + name not in keys]
+        folder = local_input_folder(uri, description)
+        if folder is None:
+            return [], []  # EFS on AWS: the validate Lambda has no mount; the job checks its input
+        return [], [_missing_file(uri, name, folder) for name in JOB_INPUT_FILES if not (folder / name).is_file()]
+
     def check_s3(self, uri: str, field: str, must_have_objects: bool) -> tuple[list[str], list[str]]:
-        """Bucket reachable; for inputs, at least one object under the prefix."""
+        """Bucket reachable; for inputs, at least one object under the prefix (none: every input file is missing)."""
         bucket, prefix = _split_s3(uri)
         try:
             if not must_have_objects:
                 self.s3.head_bucket(Bucket=bucket)
                 return [], []
-            listing = self.s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/" if prefix else "", MaxKeys=1)
+            listing = self.s3.list_objects_v2(Bucket=bucket, Prefix=_folder(prefix), MaxKeys=1)
         except ClientError as exc:
             code = str(exc.response["Error"].get("Code"))
             if code in _MISSING_CODES:
                 return [], [f"{field}: bucket {bucket!r} does not exist (an existing bucket)"]
             return [f"{field}: cannot read {uri}: {code} (a location the stack's roles may read)"], []
         if listing.get("KeyCount", 0) == 0:
-            return [], [f"{field}: no objects under {uri}/ (the job's input files uploaded there)"]
+            return [], [_missing_file(uri, name) for name in JOB_INPUT_FILES]
         return [], []
+
+
+def _folder(prefix: str) -> str:
+    return f"{prefix.rstrip('/')}/" if prefix else ""
+
+
+def _missing_file(uri: str, name: str, local: Path | None = None) -> str:
+    where = f" (local mode: {local / name})" if local is not None else ""
+    return f"input: {uri.rstrip('/')}/{name} is missing{where} (a file the job reads)"
+
+
+def local_input_folder(uri: str, description: dict[str, Any] | None) -> Path | None:
+    """Local mode only: the folder on this machine that an input under one of the job definition's
+    mount points (e.g. /data/input) is; None on AWS or for a path on no mount."""
+    data = os.environ.get(LOCAL_DATA_ENV)
+    if not data or description is None:
+        return None
+    path = PurePosixPath(uri)
+    for mount in (description.get("containerProperties") or {}).get("mountPoints") or []:
+        root = PurePosixPath(mount.get("containerPath") or "/")
+        if path == root or root in path.parents:
+            return Path(data) / path.relative_to(root)
+    return None

@@ -174,6 +174,14 @@ def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> No
         console.print(f"Models: {outputs}/age_<AGE>/")
 
 
+def print_failed_logs(console: Console, stack: LocalCloud, result: LocalRunResult) -> None:
+    """Where each failed job's log files are (one per attempt, oldest first)."""
+    for row in result.rows:
+        if row.status == "FAILED" and row.job_id:
+            for path in stack.batch.log_paths(row.job_id):
+                console.print(f"age {row.age} failed; its log: {path}", highlight=False, markup=False, soft_wrap=True)
+
+
 def check_simulated_ages(console: Console, manifest: Path, ages: list[int]) -> None:
     """A --simulate-* age the manifest does not run would be silently ignored: exit 2 instead.
 
@@ -289,6 +297,15 @@ def local(
             "--simulate-failure", help="Make this age's job exit non-zero (repeatable; the first run only, so its retry can succeed)."
         ),
     ] = None,
+    chaos_reclaim_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Reclaim this share of spot attempts at a random point (SIGTERM, then SIGKILL).")
+    ] = 0.0,
+    chaos_kill_share: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Hard-kill this share of attempts at a random point (SIGKILL, no warning).")
+    ] = 0.0,
+    chaos_seed: Annotated[
+        int, typer.Option(help="Seed of the --chaos-* draws (default 0): a seed replays the same chaos.", show_default=False)
+    ] = 0,
 ) -> None:
     """Run a sweep end to end on this machine: the same template.yaml and sweep.asl.json that
     `sam deploy` ships, on a local moto server, with the real Lambda handlers and each Batch job's
@@ -301,7 +318,7 @@ def local(
     One function instead of a sweep: `agesweep local invoke FUNCTION -e events/EVENT.json` (like
     `sam local invoke`, without Docker; see `agesweep local invoke --help`).
     """
-    from agesweep.local.cloud import LocalCloud, SimulatedFailure, SpotInterruption
+    from agesweep.local.cloud import Chaos, LocalCloud, SimulatedFailure, SpotInterruption
     from agesweep.local.session import RunDidNotStart
 
     console = out()  # piped: 240 columns, never cut to 80
@@ -322,6 +339,7 @@ def local(
         spot_interruptions=[SpotInterruption(age) for age in simulate_spot_interruption or []],
         simulated_failures=[SimulatedFailure(age) for age in simulate_failure or []],
         port=port or None,
+        chaos=Chaos(chaos_reclaim_share, chaos_kill_share, chaos_seed) if chaos_reclaim_share or chaos_kill_share else None,
     )
     with stack:
         if serve:
@@ -334,6 +352,7 @@ def local(
                 console.print(f"[bold red]{error}[/bold red]")
                 raise typer.Exit(ExitCode.INVALID) from error
             print_result(console, result, data_dir)
+            print_failed_logs(console, stack, result)
             if not serve:
                 raise typer.Exit(result.exit_code)
             foreground.append(result.run_id)

@@ -80,6 +80,17 @@ def _outcome_view(status: RunStatus) -> list[Any]:
     return parts
 
 
+def _tails_view(status: RunStatus) -> list[Any]:
+    """Each failed job's reason in its own words: the last lines of its log."""
+    parts: list[Any] = []
+    for row in status.rows:
+        lines = status.log_tails.get(row.job_id or "")
+        if lines:
+            parts.append(Text(f"age {row.age} failed ({row.status_reason or 'no reason'}); its log ends:", style="red"))
+            parts.extend(Text(f"  | {line}") for line in lines)
+    return parts
+
+
 def status_view(status: RunStatus) -> Group:
     """Header, one row per age, stuck jobs, and the outcome once the run has ended."""
     parts: list[Any] = [_header(status)]
@@ -88,6 +99,7 @@ def status_view(status: RunStatus) -> Group:
     elif status.status == "RUNNING":
         parts.append("[dim]validating the manifest…[/dim]")
     parts.extend(_stuck_view(status))
+    parts.extend(_tails_view(status))
     if status.finished:
         parts.extend(_outcome_view(status))
     return Group(*parts)

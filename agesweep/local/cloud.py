@@ -32,6 +32,7 @@ from agesweep.local.plumbing import FAKE_CREDENTIALS, Plumbing, free_port
 from agesweep.local.resources import Deployed, Resources
 from agesweep.local.schedules import DEFAULT_INTERVAL_S, Scheduler, with_local_mounts
 from agesweep.local.template import Pseudo, StackSpec
+from agesweep.preflight import LOCAL_DATA_ENV
 from agesweep.settings import LOCAL_ENV
 
 __all__ = ["REPO_ROOT", "Chaos", "JobEvent", "LocalCloud", "SimulatedFailure", "SpotInterruption"]
@@ -168,6 +169,7 @@ class LocalCloud:
             "POWERTOOLS_DEV": "false",
             LOCAL_ENV: "1",  # the in-process Lambdas: costs "if run on AWS", log files not the console
             LOCAL_LOGS_ENV: str(self.workdir / "logs"),
+            LOCAL_DATA_ENV: str(self.data_dir),  # the validate Lambda checks /data inputs here
         })
         self._configure_moto()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)

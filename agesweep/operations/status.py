@@ -11,6 +11,7 @@ from typing import Any
 from agesweep import tracking
 from agesweep.contracts import CollateOutput
 from agesweep.exit_codes import ExitCode
+from agesweep.joblogs import log_tail
 from agesweep.links import log_url
 from agesweep.operations.deployment import DeployedStack
 from agesweep.operations.executions import Execution, Rejection, RunJobs, describe_run, run_jobs
@@ -48,6 +49,7 @@ class RunStatus:
     compute_environments: list[ComputeEnvironment] = field(default_factory=list)
     collated: CollateOutput | None = None
     rejection: Rejection | None = None  # the manifest's problems, when ValidateManifest rejected it
+    log_tails: dict[str, list[str]] = field(default_factory=dict)  # failed job id → its log's last lines
 
     @property
     def finished(self) -> bool:
@@ -86,7 +88,10 @@ class RunStatus:
             "exit_code": self.exit_code,
             "counts": self.counts,
             "eta_s": self.eta_s,
-            "ages": [{**row.to_dict(), "log_url": self.log_url(row)} for row in self.rows],
+            "ages": [
+                {**row.to_dict(), "log_url": self.log_url(row), "log_tail": self.log_tails.get(row.job_id or "", [])}
+                for row in self.rows
+            ],
             "stuck": [asdict(job) for job in self.stuck],
             "compute_environments": [asdict(ce) for ce in self.compute_environments],
             "collated": self.collated.model_dump(mode="json") if self.collated else None,
@@ -171,12 +176,23 @@ def _diagnose_stuck(stack: DeployedStack, status: RunStatus, found: RunJobs, stu
                                      stuck_causes(vcpus, memory, status.compute_environments, limits, quotas)))
 
 
+def failed_log_tails(stack: DeployedStack, rows: list[tracking.AgeProgress]) -> dict[str, list[str]]:
+    """The last lines of each failed job's log (its reason in its own words; best effort)."""
+    failed = [row for row in rows if row.status == "FAILED" and row.job_id and row.log_stream]
+    if not failed:
+        return {}
+    logs = stack.client("logs")
+    tails = {row.job_id or "": log_tail(logs, stack.log_group, row.log_stream) for row in failed}
+    return {job_id: lines for job_id, lines in tails.items() if lines}
+
+
 def run_status(stack: DeployedStack, run: str, stuck_after_s: float = DEFAULT_STUCK_AFTER_S, now: float | None = None) -> RunStatus:
     """One snapshot of a run, from the execution history and Batch (agesweep.tracking)."""
     now = now or time.time()
     execution = describe_run(stack, run)
     found = run_jobs(stack, execution)
     status = _snapshot(stack, execution, found)
+    status.log_tails = failed_log_tails(stack, status.rows)
     if not status.finished:
         _diagnose_stuck(stack, status, found, stuck_after_s, now)
     return status

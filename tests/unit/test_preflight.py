@@ -10,7 +10,8 @@ from moto import mock_aws
 
 from agesweep.errors import InputMissing, PreflightFailed
 from agesweep.manifest import parse_manifest
-from agesweep.preflight import Preflight, parse_ecr_image
+from agesweep.preflight import JOB_INPUT_FILES, LOCAL_DATA_ENV, Preflight, parse_ecr_image
+from training import layout
 
 REGION = "us-east-1"
 DIGEST = "sha256:" + "b" * 64
@@ -41,7 +42,10 @@ def aws() -> Iterator[dict[str, str]]:
         )["image"]["imageId"]["imageDigest"]
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="inputs-bucket")
-        s3.put_object(Bucket="inputs-bucket", Key="aladyn/Y_tensor.pt", Body=b"x")
+        for name in JOB_INPUT_FILES:
+            s3.put_object(Bucket="inputs-bucket", Key=f"aladyn/{name}", Body=b"x")
+            if name != layout.G_FILE:
+                s3.put_object(Bucket="inputs-bucket", Key=f"partial/{name}", Body=b"x")
         yield {"queue": queue["jobQueueArn"], "definition": definition["jobDefinitionArn"], "digest": pushed,
                "checker": Preflight(batch, ecr, s3)}
 
@@ -73,8 +77,7 @@ def test_every_failure_is_reported_at_once(aws: dict[str, str]) -> None:
         "job.queue: job queue 'paused-queue' is DISABLED/VALID (an ENABLED, VALID job queue)",
         "job.definition: job definition 'old-job:1' is INACTIVE (an ACTIVE job definition)",
         "job.image: image '123456789012.dkr.ecr.us-east-1.amazonaws.com/aladyn:v9' not found in ECR (a pushed tag or digest)",
-        "input: no objects under s3://inputs-bucket/missing/ (the job's input files uploaded there)",
-    ]
+    ] + [f"input: s3://inputs-bucket/missing/{name} is missing (a file the job reads)" for name in JOB_INPUT_FILES]
 
 
 def test_stack_defaults_are_named_as_such(aws: dict[str, str]) -> None:
@@ -116,3 +119,32 @@ def test_parse_ecr_image() -> None:
     assert parse_ecr_image("123456789012.dkr.ecr.eu-west-1.amazonaws.com/team/aladyn:v1") == {
         "registry": "123456789012", "region": "eu-west-1", "repo": "team/aladyn", "tag": "v1"}
     assert parse_ecr_image("python:3.11") is None
+
+
+def test_the_job_input_files_are_the_trainers() -> None:
+    assert JOB_INPUT_FILES == (*layout.INPUT_FILES, layout.ENROLLMENT_MODEL_FILE)
+
+
+def test_an_s3_input_without_one_of_the_files_names_it(aws: dict[str, str]) -> None:
+    with pytest.raises(InputMissing) as caught:
+        aws["checker"].check(_manifest("input: s3://inputs-bucket/partial/\n"), aws["queue"], aws["definition"])
+    assert str(caught.value) == "input: s3://inputs-bucket/partial/G_matrix.pt is missing (a file the job reads)"
+
+
+def _description_with_data_mount() -> dict[str, object]:
+    return {"containerProperties": {"mountPoints": [{"containerPath": "/data", "sourceVolume": "efs"}]}}
+
+
+def test_a_data_input_is_checked_in_the_local_data_folder(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "input").mkdir()
+    for name in JOB_INPUT_FILES[1:]:
+        (tmp_path / "input" / name).write_bytes(b"x")
+    checker = Preflight(None, None, None)
+    monkeypatch.setenv(LOCAL_DATA_ENV, str(tmp_path))
+    assert checker.check_input("/data/input", _description_with_data_mount()) == (
+        [], [f"input: /data/input/{JOB_INPUT_FILES[0]} is missing (local mode: {tmp_path / 'input' / JOB_INPUT_FILES[0]}) "
+             "(a file the job reads)"],
+    )
+    assert checker.check_input("/elsewhere/input", _description_with_data_mount()) == ([], [])  # on no mount
+    monkeypatch.delenv(LOCAL_DATA_ENV)
+    assert checker.check_input("/data/input", _description_with_data_mount()) == ([], [])  # AWS: the job checks

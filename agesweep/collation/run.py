@@ -19,14 +19,18 @@ from agesweep.report import render_report
 from agesweep.settings import local_mode
 
 
-def output_uris(bucket: str, run_id: str, region: str) -> dict[str, str]:
+def output_uris(bucket: str, run_id: str, region: str, *, local: bool = False) -> dict[str, str]:
+    """Where the four files land; with the S3 console link to the report, except in local mode
+    (no console: local mode copies the files into its run folder and prints where)."""
     prefix = run_prefix(run_id)
-    return {
+    uris = {
         "summary_uri": f"s3://{bucket}/{prefix}summary.json",
         "report_uri": f"s3://{bucket}/{prefix}report.html",
         "retry_manifest_uri": f"s3://{bucket}/{prefix}retry-manifest.yaml",
-        "report_console_url": s3_console_url(bucket, f"{prefix}report.html", region),
     }
+    if not local:
+        uris["report_console_url"] = s3_console_url(bucket, f"{prefix}report.html", region)
+    return uris
 
 
 def metrics_location(plan: Plan, bucket: str) -> tuple[str, str]:
@@ -94,7 +98,7 @@ def collate_run(
     if summary.failures:
         attach_log_tails(summary, logs or aws.client("logs"), log_group)
 
-    uris = output_uris(bucket, plan.run_id, region)
+    uris = output_uris(bucket, plan.run_id, region, local=local)
     retry_text = retry_file(summary, lambda: read_manifest(s3, plan.manifest, bucket), validate_manifest)
     write_files(s3, bucket, run_prefix(plan.run_id), {
         "summary.json": summary_json(summary),

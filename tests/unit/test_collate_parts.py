@@ -146,3 +146,5 @@ def test_output_uris() -> None:
     uris = output_uris("b", "r-1", "eu-west-1")
     assert uris["summary_uri"] == "s3://b/runs/r-1/summary.json"
     assert uris["report_console_url"] == "https://s3.console.aws.amazon.com/s3/object/b?region=eu-west-1&prefix=runs/r-1/report.html"
+    # local mode has no console: no link to one
+    assert "report_console_url" not in output_uris("b", "r-1", "eu-west-1", local=True)

@@ -67,9 +67,12 @@ def asked(job: SliceJob, plan: Plan) -> Asked:
 
 
 def wall_s(job: SliceJob) -> float | None:
-    """The job's wall time: the trainer's own, else Batch's started..stopped."""
+    """The job's wall time: Batch's started..stopped (what the job held its vCPUs for, imports
+    included, as its cpu_seconds are), else the trainer's own."""
+    if job.outcome.duration_s is not None:
+        return job.outcome.duration_s
     metrics = job.outcome.metrics or JobMetrics()
-    return metrics.wall_time_s if metrics.wall_time_s is not None else job.outcome.duration_s
+    return metrics.wall_time_s
 
 
 def _largest(values: Sequence[float | int | None]) -> float | None:

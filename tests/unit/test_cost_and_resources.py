@@ -239,3 +239,15 @@ def test_report_shows_loss_curves_initial_and_final_c_index_and_suspects() -> No
     suspects = html.split('<ul id="suspects">', 1)[1].split("</ul>", 1)[0]
     assert "age 56 slice 0-10000" in suspects and "final loss is nan" in suspects and "age 54" not in suspects
     assert "&#9888; suspect" in html.split('<table class="grid">', 1)[1].split("</table>", 1)[0]
+
+
+def test_wall_time_is_what_batch_timed_when_it_did() -> None:
+    """The trainer's wall_time_s leaves out interpreter and torch start-up, its cpu_seconds do not:
+    busy vCPUs divide by the job's Batch time, so start-up does not look like parallel work."""
+    event = sample()
+    started_late = {**fixture("metrics_healthy.json"), "wall_time_s": 50.0}
+    jobs = {HEALTHY_ID: described(HEALTHY_ID, 200), DIVERGING_ID: described(DIVERGING_ID, 190)}
+    summary = collate_dicts(event["plan"], event["results"], jobs, {}, {(54, 0, 10000): started_late})
+    assert summary.resources is not None
+    by_age = {use.age: use for use in summary.resources.ages}
+    assert by_age[54].wall_s == 200 and by_age[54].busy_vcpus == pytest.approx(370 / 200, abs=1e-3)

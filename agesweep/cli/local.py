@@ -377,6 +377,9 @@ def invoke(
     function's environment (its names resolved to the local stack), the handler's JSON return value
     is printed on stdout and its log lines on stderr.
 
+    The local data folder is <workdir>/data, with the synthetic demo inputs made on first use (the
+    validate step checks the manifest's input holds the files the job reads).
+
     A ValidateManifest event (bucket, key, version_id) must name a manifest version that exists:
     the manifest (--manifest, or for the sample bucket of events/ the seed manifest) is put under
     its key and version_id becomes the version created. StartRunFunction really starts an execution
@@ -394,6 +397,8 @@ def invoke(
         print(f"error: {event} is not a JSON event: {error}", file=sys.stderr)
         raise typer.Exit(ExitCode.INVALID) from error
     workdir = workdir.resolve()
+    # the default data folder, as `agesweep local` uses it: the validate step's pre-flight finds the inputs there
+    ensure_input_data(workdir / "data", Console(stderr=True, highlight=False), synthetic=True)
     with LocalCloud(workdir=workdir, data_dir=workdir / "data", workers=1) as stack:
         try:
             result = invocation.invoke(stack, function, invocation.seed_manifest(stack, payload, manifest))

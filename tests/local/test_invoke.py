@@ -13,6 +13,7 @@ import pytest
 
 from agesweep.local.cloud import LocalCloud
 from agesweep.local.invoke import invoke, seed_manifest
+from training.synth import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"
@@ -32,6 +33,7 @@ GLOBAL_ENV = {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LE
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     workdir = tmp_path_factory.mktemp("invoke")
+    generate(workdir / "data" / "input")  # the inputs the validate step's pre-flight looks for
     with LocalCloud(workdir=workdir, data_dir=workdir / "data", workers=1) as started:
         yield started
 

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import boto3
 from botocore.exceptions import ClientError, NoRegionError
+from pydantic import BaseModel
 
 from agesweep import aws
 from agesweep.operations.errors import OpsError, StackNotFound, aws_errors, explain
 from agesweep.tracking import execution_arn_for
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 DEFAULT_STACK = "agesweep"
 
@@ -83,6 +86,17 @@ class DeployedStack:
     def execution_arn(self, run: str) -> str:
         """RUN may be a run id (= execution name) or a full execution ARN."""
         return run if run.startswith("arn:") else execution_arn_for(self.state_machine_arn, run)
+
+    def read_model(self, key: str, model: type[ModelT]) -> ModelT | None:
+        """A JSON object of the stack bucket as `model`, None when there is no such object."""
+        with aws_errors():
+            try:
+                body = self.client("s3").get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                if aws.is_not_found(exc):
+                    return None
+                raise
+        return model.model_validate_json(body)
 
 
 def discover_stack(name: str = DEFAULT_STACK, region: str | None = None, clients: AwsClients | None = None) -> DeployedStack:

@@ -6,9 +6,6 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from agesweep import aws
 from agesweep.contracts import SkippedUpload, Summary
 from agesweep.operations.deployment import DeployedStack
 from agesweep.operations.errors import aws_errors
@@ -42,14 +39,7 @@ class RunSummary:
 
 def read_summary(stack: DeployedStack, run_id: str) -> Summary | None:
     """runs/<run_id>/summary.json from the stack bucket, None before collation (or without one)."""
-    with aws_errors():
-        try:
-            body = stack.client("s3").get_object(Bucket=stack.bucket, Key=f"runs/{run_id}/summary.json")["Body"].read()
-        except ClientError as exc:
-            if aws.is_not_found(exc):
-                return None
-            raise
-    return Summary.model_validate_json(body)
+    return stack.read_model(f"runs/{run_id}/summary.json", Summary)
 
 
 def list_runs(stack: DeployedStack, limit: int = 20) -> list[RunSummary]:

@@ -125,14 +125,7 @@ def _already_submitted(stack: DeployedStack, key: str, sha: str, source: str) ->
 
 def read_skipped(stack: DeployedStack, run_id: str) -> SkippedUpload | None:
     """skipped/<run_id>.json: start_run's record of a version that started nothing (identical bytes)."""
-    with aws_errors():
-        try:
-            body = stack.client("s3").get_object(Bucket=stack.bucket, Key=f"{SKIPPED_PREFIX}{run_id}.json")["Body"].read()
-        except ClientError as exc:
-            if aws.is_not_found(exc):
-                return None
-            raise
-    return SkippedUpload.model_validate_json(body)
+    return stack.read_model(f"{SKIPPED_PREFIX}{run_id}.json", SkippedUpload)
 
 
 def submit_manifest(

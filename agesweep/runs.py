@@ -26,6 +26,16 @@ def run_id_for(bucket: str, key: str, version_id: str | None) -> str:
     return run_id
 
 
+def run_prefix(run_id: str) -> str:
+    """runs/<run_id>/: where a run's small results live in the stack bucket (metrics, summary, report)."""
+    return f"runs/{run_id}/"
+
+
+def skipped_key(run_id: str) -> str:
+    """skipped/<run_id>.json: start_run's record of a version that started nothing (read by the CLI)."""
+    return f"{SKIPPED_PREFIX}{run_id}.json"
+
+
 def is_folder_marker(key: str) -> bool:
     """True for the zero-byte ``manifests/`` object the S3 console creates as a "folder": no run."""
     return key.endswith("/")

@@ -16,6 +16,7 @@ from pydantic_core import ErrorDetails
 from agesweep.contracts import Prices
 from agesweep.errors import SettingsInvalid
 from agesweep.pricing import DEFAULT_PRICES
+from agesweep.runs import run_prefix
 
 DEFAULT_AGE_MIN = 40
 DEFAULT_AGE_MAX = 79
@@ -90,7 +91,7 @@ class Settings(BaseModel):
 
     def results_uri(self, run_id: str) -> str:
         """Where the run's small results (metrics JSON, summary) land; `none` without a bucket."""
-        return f"s3://{self.bucket_name}/runs/{run_id}/" if self.bucket_name else "none"
+        return f"s3://{self.bucket_name}/{run_prefix(run_id)}" if self.bucket_name else "none"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from agesweep import aws
 from agesweep.manifest_loading import MAX_MANIFEST_BYTES
-from agesweep.runs import SKIPPED_PREFIX, run_id_for
+from agesweep.runs import run_id_for, skipped_key
 
 SHA256_METADATA = ("agesweep-sha256", "sha256")  # `agesweep submit` sets sha256 (x-amz-meta-sha256)
 RERUN_METADATA = ("agesweep-rerun", "rerun")  # x-amz-meta-agesweep-rerun: true asks for a rerun
@@ -93,7 +93,7 @@ def describe(sfn: Any, state_machine_arn: str, run_id: str) -> dict[str, Any] | 
 def was_skipped(s3: Any, bucket: str, run_id: str) -> bool:
     """start_run already decided this version starts nothing (its skipped/<run_id>.json exists)."""
     try:
-        s3.head_object(Bucket=bucket, Key=f"{SKIPPED_PREFIX}{run_id}.json")
+        s3.head_object(Bucket=bucket, Key=skipped_key(run_id))
     except ClientError as exc:
         if aws.is_not_found(exc):
             return False

@@ -11,11 +11,12 @@ from agesweep.collation.facts import JobFacts
 from agesweep.collation.join import collate
 from agesweep.collation.render import message, subject, summary_csv, summary_json
 from agesweep.collation.retry import retry_file, validate_retry_manifest
-from agesweep.collation.store import read_child_facts, read_job_facts, read_manifest, read_metrics, run_prefix, write_files
+from agesweep.collation.store import read_child_facts, read_job_facts, read_manifest, read_metrics, write_files
 from agesweep.contracts import CollateOutput, ItemResult, Plan, Summary
 from agesweep.joblogs import log_tail
 from agesweep.links import DEFAULT_LOG_GROUP, s3_console_url
 from agesweep.report import render_report
+from agesweep.runs import run_prefix
 from agesweep.settings import local_mode
 
 

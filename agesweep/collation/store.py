@@ -17,6 +17,7 @@ from agesweep.collation.facts import JobFacts
 from agesweep.collation.join import MetricsKey
 from agesweep.contracts import JobMetrics, ManifestRef
 from agesweep.manifest_source import read_manifest_version
+from agesweep.runs import run_prefix
 
 OUTPUT_FILES = ("summary.json", "summary.csv", "report.html", "retry-manifest.yaml")
 CONTENT_TYPES = {
@@ -27,10 +28,6 @@ CONTENT_TYPES = {
 }
 MAX_METRICS_BYTES = 16 * 1024 * 1024
 _METRICS_KEY = re.compile(r"metrics/age_(\d+)/metrics_age_(\d+)_(\d+)_(\d+)\.json$")
-
-
-def run_prefix(run_id: str) -> str:
-    return f"runs/{run_id}/"
 
 
 def metrics_key(run_id: str, age: int, start: int, end: int) -> str:

@@ -15,7 +15,7 @@ from agesweep.errors import ManifestInvalid
 from agesweep.exit_codes import ExitCode
 from agesweep.local.cloud import LocalCloud
 from agesweep.manifest_loading import load_data
-from agesweep.runs import run_id_for
+from agesweep.runs import run_id_for, run_prefix
 
 _START_TIMEOUT_S = 60.0
 
@@ -122,7 +122,7 @@ class _Follower:
 def download_run_artifacts(cloud: LocalCloud, run_id: str, run_dir: Path) -> list[Path]:
     """Copy runs/<run_id>/ from the bucket into the local run folder."""
     s3 = cloud.client("s3")
-    prefix = f"runs/{run_id}/"
+    prefix = run_prefix(run_id)
     paths: list[Path] = []
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=cloud.bucket, Prefix=prefix):
         for obj in page.get("Contents", []):

@@ -12,6 +12,7 @@ from agesweep.collation.retry import retry_documents
 from agesweep.operations.deployment import DeployedStack
 from agesweep.operations.errors import OpsError, aws_errors
 from agesweep.operations.executions import Execution, describe_run
+from agesweep.runs import run_prefix
 
 
 def _no_retry_manifest(execution: Execution) -> OpsError:
@@ -31,7 +32,7 @@ def retry_manifests(stack: DeployedStack, run: str) -> list[tuple[str, bytes]]:
     execution = describe_run(stack, run)
     if execution.running:
         raise OpsError(f"run {execution.run_id} is still running: its retry manifest is written when it ends")
-    key = f"runs/{execution.run_id}/retry-manifest.yaml"
+    key = f"{run_prefix(execution.run_id)}retry-manifest.yaml"
     with aws_errors():
         try:
             text = stack.client("s3").get_object(Bucket=stack.bucket, Key=key)["Body"].read().decode("utf-8")

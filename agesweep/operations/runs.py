@@ -10,7 +10,7 @@ from agesweep.contracts import SkippedUpload, Summary
 from agesweep.operations.deployment import DeployedStack
 from agesweep.operations.errors import aws_errors
 from agesweep.operations.executions import epoch
-from agesweep.runs import SKIPPED_PREFIX
+from agesweep.runs import SKIPPED_PREFIX, run_prefix
 
 SKIPPED = "SKIPPED"  # an upload of identical bytes: no execution
 
@@ -39,7 +39,7 @@ class RunSummary:
 
 def read_summary(stack: DeployedStack, run_id: str) -> Summary | None:
     """runs/<run_id>/summary.json from the stack bucket, None before collation (or without one)."""
-    return stack.read_model(f"runs/{run_id}/summary.json", Summary)
+    return stack.read_model(f"{run_prefix(run_id)}summary.json", Summary)
 
 
 def list_runs(stack: DeployedStack, limit: int = 20) -> list[RunSummary]:

@@ -20,7 +20,7 @@ from agesweep.operations.deployment import DeployedStack
 from agesweep.operations.errors import OpsError, RunNotFound, aws_errors
 from agesweep.operations.executions import describe_run
 from agesweep.plan import validate_and_plan
-from agesweep.runs import SKIPPED_PREFIX, run_id_for
+from agesweep.runs import run_id_for, skipped_key
 from agesweep.settings import Settings
 from agesweep.start import content_sha256
 
@@ -125,7 +125,7 @@ def _already_submitted(stack: DeployedStack, key: str, sha: str, source: str) ->
 
 def read_skipped(stack: DeployedStack, run_id: str) -> SkippedUpload | None:
     """skipped/<run_id>.json: start_run's record of a version that started nothing (identical bytes)."""
-    return stack.read_model(f"{SKIPPED_PREFIX}{run_id}.json", SkippedUpload)
+    return stack.read_model(skipped_key(run_id), SkippedUpload)
 
 
 def submit_manifest(

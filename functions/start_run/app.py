@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from agesweep import aws, start
 from agesweep.contracts import ExecutionInput, SkippedUpload, StartRunResult
-from agesweep.runs import SKIPPED_PREFIX, execution_input, is_folder_marker
+from agesweep.runs import execution_input, is_folder_marker, skipped_key
 
 logger = Logger()
 tracer = Tracer()
@@ -105,7 +105,7 @@ def _identical(s3: Any, request: ExecutionInput, decision: start.Decision) -> di
         run_id=request.run_id, bucket=request.bucket, key=request.key, version_id=request.version_id,
         sha256=decision.sha256, identical_to=decision.identical_to, at=datetime.now(UTC).isoformat(),
     )
-    s3.put_object(Bucket=request.bucket, Key=f"{SKIPPED_PREFIX}{request.run_id}.json",
+    s3.put_object(Bucket=request.bucket, Key=skipped_key(request.run_id),
                   Body=record.model_dump_json().encode(), ContentType="application/json")
     logger.info(
         "identical to the latest run of this key: nothing started (upload with metadata agesweep-rerun=true, "

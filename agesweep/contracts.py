@@ -124,18 +124,21 @@ class RetryStrategy(BatchMember):
 
 
 class PlanItem(Contract):
-    """One Map iteration: one Batch job (array_size 0) or one array job (array_size ≥ 2)."""
+    """One Map iteration, one point of the sweep: one Batch job (array_size 0) or one array job (array_size ≥ 2)."""
 
-    age: int
+    age: int | None = Field(None, description="The trainer's age; null for your own workload.")
+    point: dict[str, str] = Field(
+        default_factory=dict, description="The point's value of each named axis (labels; ages are `age`)."
+    )
     job_name: str
-    array_size: int = Field(description="0: a single job; ≥ 2: an array job, child i trains slice i.")
-    start_index: int
-    end_index: int
+    array_size: int = Field(0, description="0: a single job; ≥ 2: an array job, child i trains slice i.")
+    start_index: int = 0
+    end_index: int = 0
     slice_size: int = Field(
-        description="0 for a single job; array child i trains start_index + i*slice_size .. min(+slice_size, end_index)."
+        0, description="0 for a single job; array child i trains start_index + i*slice_size .. min(+slice_size, end_index)."
     )
     slices: list[tuple[int, int]] | None = Field(
-        description="A single job's [[start, end]]; null for an array job (see slice_spans)."
+        None, description="A single job's [[start, end]]; null for an array job (see slice_spans)."
     )
     output_folder: str
     parameters: dict[str, str] = Field(description="Batch Parameters: the Ref:: values of the job command.")
@@ -148,6 +151,11 @@ class PlanItem(Contract):
         None, description="The one resubmission to the on-demand queue after that many host reclaims."
     )
     tags: dict[str, str]
+
+    def label(self) -> str:
+        """The point in words: `age 60`, `learning_rate 0.01, seed 1, age 60`, `scene S2A_…`."""
+        parts = [f"{k} {v}" for k, v in self.point.items()]
+        return ", ".join([*parts, *([f"age {self.age}"] if self.age is not None else [])]) or self.job_name
 
     def slice_spans(self) -> list[tuple[int, int]]:
         """The (start, end) slices this item trains; array child i is entry i."""
@@ -207,6 +215,7 @@ class StackResources(Contract):
 
 class PlanTotals(Contract):
     ages: int
+    points: int = Field(0, description="Points of the sweep (axis values x ages); one or more jobs each.")
     jobs: int
     array_jobs: int
     child_jobs: int
@@ -238,6 +247,14 @@ class Plan(Contract):
     results_uri: str
     input: str
     output: str
+    workload: Literal["trainer", "container", "definition"] = Field(
+        "trainer", description="trainer: the stack's Aladyn job; container: an inline job definition; definition: an existing one."
+    )
+    axes: list[str] = Field(default_factory=list, description="The named axes, in manifest order (ages not included).")
+    map_mode: Literal["INLINE", "DISTRIBUTED"] = Field(
+        "INLINE", description="INLINE: items travel in the state; DISTRIBUTED: items_key holds them (a Distributed Map)."
+    )
+    items_key: str | None = Field(None, description="Stack-bucket key of the items JSON (DISTRIBUTED).")
     items: list[PlanItem]
     totals: PlanTotals
     warnings: list[str] = Field(default_factory=list)
@@ -295,7 +312,7 @@ class ClassifyInput(Contract):
 class ItemResult(Contract):
     """What one Map iteration records (RecordSuccess / RecordFailure / RecordOnDemand* in the ASL)."""
 
-    age: int
+    age: int | None = None
     job_name: str
     array_size: int
     status: Literal["SUCCEEDED", "FAILED"]
@@ -417,9 +434,10 @@ class JobMetrics(BaseModel):
 
 
 class SliceOutcome(BaseModel):
-    """One (age, slice): one Batch job, or one child of the age's array job."""
+    """One (age, slice): one Batch job, or one child of the age's array job (one per point of your own job)."""
 
-    age: int
+    age: int | None = None
+    point: dict[str, str] = Field(default_factory=dict)
     start_index: int
     end_index: int
     status: str = Field(description="Batch status (SUCCEEDED, FAILED, ...) or MISSING / NOT_SUBMITTED.")
@@ -453,9 +471,10 @@ class SliceOutcome(BaseModel):
 
 
 class AgeOutcome(BaseModel):
-    """One plan item (one age; its slices as one array job or a single job)."""
+    """One plan item (one point: an age, or axis values; its slices as one array job or a single job)."""
 
-    age: int
+    age: int | None = None
+    point: dict[str, str] = Field(default_factory=dict)
     job_name: str
     job_id: str | None = None
     array_size: int = 0
@@ -470,7 +489,8 @@ class AgeOutcome(BaseModel):
 
 
 class Failure(BaseModel):
-    age: int
+    age: int | None = None
+    point: dict[str, str] = Field(default_factory=dict)
     start_index: int
     end_index: int
     status: str
@@ -571,6 +591,10 @@ class Summary(BaseModel):
     within_tolerance: bool
     failed_ages: list[int]
     suspect_ages: list[int] = Field(default_factory=list)
+    axes: list[str] = Field(default_factory=list, description="The run's named axes (ages not included).")
+    failed_points: list[dict[str, str]] = Field(
+        default_factory=list, description="Each failed item's point (axis values, and `age` for the trainer)."
+    )
     cost_estimate: SummaryCost = Field(default_factory=SummaryCost)
     resources: RunResources | None = None
     ages: list[AgeOutcome]

@@ -30,10 +30,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from agesweep import axes as sweep_axes
+from agesweep.axes import AXIS_MODELS, Axis, Combine
 from agesweep.errors import ManifestInvalid
-from agesweep.manifest_errors import FieldTree, format_errors
+from agesweep.manifest_errors import FieldTree, format_errors, paths_problem
 from agesweep.manifest_loading import MAX_MANIFEST_BYTES, load_data
 from agesweep.settings import Settings
+from agesweep.workload import ContainerSpec, ParameterName, ParameterValue
 
 SCHEMA_VERSION = 1
 MAX_ARRAY_SIZE = 10_000  # AWS Batch array job limit
@@ -280,6 +283,14 @@ class JobOverrides(_Strict):
         description="Host reclaims a job may suffer on the spot-first queue (Batch retries it in place each time) "
         "before the state machine resubmits it, once, to the on-demand queue, resuming from its checkpoint.",
     )
+    container: ContainerSpec | None = Field(
+        None, description="Your own job: image, command with Ref:: placeholders, resources, environment, secrets; "
+        "the state machine registers it as a job definition revision for this run."
+    )
+    parameters: dict[ParameterName, ParameterValue] = Field(
+        default_factory=dict, max_length=100,
+        description="Ref:: values every job of the run gets (an axis supplies the ones that vary).",
+    )
 
 
 # ---------------------------------------------------------------- training parameters
@@ -335,6 +346,17 @@ TagValue = Annotated[
 
 # ---------------------------------------------------------------- the manifest
 
+Workload = Literal["trainer", "container", "definition"]
+
+
+def _check_axis_name(name: str) -> str:
+    if not sweep_axes.AXIS_NAME_RE.match(name):
+        raise _problem(f"{name!r} is not an axis name (≤40 of a-z 0-9 _, starting with a letter)")
+    return name
+
+
+AxisName = Annotated[str, AfterValidator(_check_axis_name)]
+
 
 def _check_resume_from(value: str) -> str:
     if not _RUN_ID_RE.match(value):
@@ -353,14 +375,30 @@ def _check_run_name(value: str) -> str:
 class Manifest(_Strict):
     """One run: which ages, which patient slices, where data lives, and how the Batch job runs."""
 
-    model_config = ConfigDict(title="agesweep run manifest", json_schema_extra={"$id": "agesweep-manifest-v1"})
+    model_config = ConfigDict(title="agesweep run manifest", json_schema_extra={
+        "$id": "agesweep-manifest-v1",
+        # the trainer needs ages and slices; your own job needs axes and job (container or definition)
+        "anyOf": [{"required": ["ages", "slices"]}, {"required": ["axes", "job"]}],
+    })
 
     schema_version: Literal[1] = Field(1, description="Manifest schema version; only 1 exists.")
     run_name: Annotated[str, StringConstraints(min_length=1, max_length=RUN_NAME_MAX), AfterValidator(_check_run_name)] | None = Field(
         None, description="Run name and job name prefix (default: the file name without extension)."
     )
-    ages: Ages = Field(description="Ages to train: {from, to[, step]} (inclusive) or a list.")
-    slices: Slices = Field(description="Patient slices: a list of {start_index, end_index} or {size, total[, start_index]}.")
+    ages: Ages | None = Field(
+        None, description="Ages to train: {from, to[, step]} (inclusive) or a list (the stack's trainer only; required there)."
+    )
+    slices: Slices | None = Field(
+        None,
+        description="Patient slices: a list of {start_index, end_index} or {size, total[, start_index]} "
+        "(the trainer only; required there).",
+    )
+    axes: Annotated[dict[AxisName, Axis], Field(max_length=sweep_axes.MAX_AXES)] = Field(
+        default_factory=dict,
+        description="Named sweep axes, each a list, a range {from, to[, step]} or date windows {start, end[, days]}; "
+        "one job per point, its values the job's Ref:: parameters and tags.",
+    )
+    combine: Combine = Field("product", description="product: every combination of the axes (default); zip: by position.")
     input: Location = Field(EFS_ROOT + "/input", description="Input folder: EFS path under /data, or s3://bucket/prefix.")
     output: Location = Field(EFS_ROOT + "/output", description="Output folder: EFS path under /data, or s3://bucket/prefix.")
     job: JobOverrides = Field(default_factory=JobOverrides, description="Batch job overrides.")
@@ -382,7 +420,9 @@ class Manifest(_Strict):
 
     @field_validator("ages")
     @classmethod
-    def _ages_allowed(cls, ages: AgeRange | list[int], info: ValidationInfo) -> AgeRange | list[int]:
+    def _ages_allowed(cls, ages: AgeRange | list[int] | None, info: ValidationInfo) -> AgeRange | list[int] | None:
+        if ages is None:
+            return None
         stack = _stack(info)
         values = ages.values() if isinstance(ages, AgeRange) else ages
         problems: list[str] = []
@@ -416,15 +456,42 @@ class Manifest(_Strict):
             raise _problem(f"output is the input folder {self.input!r} (a different folder)")
         return self
 
+    @model_validator(mode="after")
+    def _workload_consistent(self, info: ValidationInfo) -> Manifest:
+        from agesweep.manifest_checks import workload_problems  # deferred: the checks read this model
+
+        problems = workload_problems(self, _stack(info))
+        if problems:
+            raise paths_problem(problems)
+        return self
+
     # -- derived views used by planning
 
+    @property
+    def workload(self) -> Workload:
+        """trainer: the stack's Aladyn job over ages x slices; container: an inline job definition;
+        definition: an existing job definition named by the manifest (without ages)."""
+        if self.job.container is not None:
+            return "container"
+        if self.job.definition is not None and self.ages is None:
+            return "definition"
+        return "trainer"
+
     def age_values(self) -> list[int]:
+        if self.ages is None:
+            return []
         return self.ages.values() if isinstance(self.ages, AgeRange) else sorted(self.ages)
 
     def slice_bounds(self) -> list[tuple[int, int]]:
+        if self.slices is None:
+            return []
         if isinstance(self.slices, SliceGrid):
             return self.slices.slices()
         return [(s.start_index, s.end_index) for s in self.slices]
+
+    def axis_columns(self) -> list[tuple[str, list[sweep_axes.AxisValue]]]:
+        """Each named axis with its values, in manifest order."""
+        return [(name, sweep_axes.axis_values(name, axis)) for name, axis in self.axes.items()]
 
     def effective_run_name(self, source_name: str) -> str:
         return self.run_name or run_name_from_source(source_name)
@@ -452,7 +519,7 @@ def parse_manifest(raw: bytes, source_name: str = "manifest.yaml", stack: Settin
 
 # The discriminator tags of ages/slices (they appear in error locations) and the model of each.
 SLICE_MODELS: dict[str, type[BaseModel] | None] = {
-    "age_range": AgeRange, "age_list": None, "slice_list": Slice, "slice_grid": SliceGrid,
+    "age_range": AgeRange, "age_list": None, "slice_list": Slice, "slice_grid": SliceGrid, **AXIS_MODELS,
 }
 
 
@@ -460,9 +527,16 @@ def validate_data(data: dict[str, Any], stack: Settings | None = None) -> Manife
     try:
         return Manifest.model_validate(data, context={"stack": stack or Settings()})
     except ValidationError as exc:
-        problems = format_errors(exc, FieldTree(Manifest, SLICE_MODELS))
+        problems = format_errors(exc, FieldTree(Manifest, SLICE_MODELS)) + _missing_for_trainer(data)
         hidden = _hidden_slice_order(data.get("slices"), problems)
         raise ManifestInvalid(problems + ([f"slices: {hidden}"] if hidden else [])) from None
+
+
+def _missing_for_trainer(data: dict[str, Any]) -> list[str]:
+    """`ages`/`slices` missing from a trainer manifest, which pydantic leaves to the (skipped) model check."""
+    job: Any = data.get("job") if isinstance(data.get("job"), dict) else {}
+    own = "container" in job or ("definition" in job and "ages" not in data)
+    return [] if own else [f"{name}: missing (required)" for name in ("ages", "slices") if name not in data]
 
 
 def _hidden_slice_order(slices: Any, problems: list[str]) -> str | None:

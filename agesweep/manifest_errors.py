@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, get_args
 
 from pydantic import BaseModel, ValidationError
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,7 @@ SYNONYMS = {
     "lr": "learning_rate",
     "name": "run_name",
     "concurrency": "max_concurrency",
-    "parameters": "training",
-    "params": "training",
+    "params": "parameters",
     "start": "start_index",
     "end": "end_index",
     "min": "from",
@@ -112,7 +111,7 @@ def _num(limit: Any) -> str:
     return f"{limit:g}" if isinstance(limit, float) else f"{limit:,}" if isinstance(limit, int) else str(limit)
 
 
-_PLAIN_KINDS = frozenset({"agesweep", "ages_shape", "slices_shape"})
+_PLAIN_KINDS = frozenset({"agesweep", "ages_shape", "slices_shape", "axis_shape"})
 _WRONG_TYPE = {  # pydantic error type → what the value is not (what is allowed)
     "int_type": "a whole number (an integer)", "int_parsing": "a whole number (an integer)",
     "int_from_float": "a whole number (an integer)",
@@ -166,13 +165,25 @@ def _describe(err: ErrorDetails, tree: FieldTree) -> str:
     return f"{err['msg']} (got {_show(value)})"
 
 
+PATHS_KIND = "agesweep_paths"
+
+
+def paths_problem(problems: list[tuple[str, str]]) -> PydanticCustomError:
+    """One validation error carrying several problems, each at its own field path: the checks that
+    look across fields (a model validator) still report `field.path: what is wrong (allowed)`."""
+    return PydanticCustomError(PATHS_KIND, "{count} problems", {"count": len(problems), "problems": problems})
+
+
 def format_errors(exc: ValidationError, tree: FieldTree) -> list[str]:
     """Pydantic errors → `field.path: what is wrong (what is allowed)`, one line each, no duplicates."""
     lines: list[str] = []
     for err in exc.errors(include_url=False):
         loc = err["loc"]
         path = _path(loc, tree)
-        line = f"{path}: {_describe(err, tree)}"
-        if line not in lines:
-            lines.append(line)
+        if err["type"] == PATHS_KIND:
+            prefix = "" if path == "manifest" else path + "."
+            found = [f"{prefix}{where}: {what}" for where, what in (err.get("ctx") or {}).get("problems", [])]
+        else:
+            found = [f"{path}: {_describe(err, tree)}"]
+        lines.extend(line for line in found if line not in lines)
     return lines

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agesweep.aws import pascal_case
+from agesweep.axes import AxisValue, number_label, path_label
+from agesweep.axes import points as axes_points
 from agesweep.contracts import (
     ContainerOverrides,
     CostEstimate,
@@ -27,7 +31,8 @@ from agesweep.contracts import (
     StackResources,
 )
 from agesweep.errors import ManifestInvalid
-from agesweep.manifest import MAX_ARRAY_SIZE, MAX_TAGS, MIN_ARRAY_SIZE, Manifest, SliceGrid, parse_manifest
+from agesweep.manifest import EFS_ROOT, MAX_ARRAY_SIZE, MAX_TAGS, MIN_ARRAY_SIZE, Manifest, SliceGrid, parse_manifest
+from agesweep.manifest_checks import points_of
 from agesweep.pricing import (
     DEFAULT_EPOCHS,
     DEFAULT_PRICES,
@@ -75,6 +80,7 @@ EVALUATE_ON_EXIT = [
 ]
 
 _JOB_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+_TAG_UNSAFE = re.compile(r"[^\w\s.:/=+@-]")
 _REGISTER_MEMBERS = (
     "jobDefinitionName", "type", "parameters", "schedulingPriority", "containerProperties", "nodeProperties",
     "retryStrategy", "propagateTags", "timeout", "tags", "platformCapabilities", "eksProperties", "ecsProperties",
@@ -119,6 +125,123 @@ def array_layout(bounds: list[tuple[int, int]], grid: bool) -> int | None:
         if i < len(bounds) - 1 and bounds[i][1] - bounds[i][0] != size:
             return None
     return size if bounds[-1][1] - bounds[-1][0] <= size else None
+
+
+# ---------------------------------------------------------------- points
+
+
+@dataclass(frozen=True)
+class ItemShared:
+    """What every item of a run shares."""
+
+    run_id: str
+    run_name: str
+    results_uri: str
+    tags: dict[str, str]
+    overrides: ContainerOverrides
+    timeout: JobTimeout
+    retry: RetryStrategy
+    on_demand_retry: RetryStrategy
+
+    def results_prefix(self, folder: str) -> str:
+        """A point's own prefix for its small results (metrics JSON) under the run's."""
+        return self.results_uri if not folder or self.results_uri == "none" else f"{self.results_uri}points/{folder}/"
+
+
+Point = tuple[AxisValue, ...]
+
+
+def point_folder(names: list[str], point: Point) -> str:
+    """`name=value/name=value`: the point's own folder below the run's, unique per point."""
+    return "/".join(f"{n}={path_label(v.label)}" for n, v in zip(names, point, strict=True))
+
+
+def point_tags(names: list[str], point: Point) -> dict[str, str]:
+    """One tag per axis, `agesweep:<axis>`, its value made fit for a tag (≤256 of the tag characters)."""
+    return {f"agesweep:{n}": _TAG_UNSAFE.sub("-", v.label)[:256] for n, v in zip(names, point, strict=True)}
+
+
+def axis_points(manifest: Manifest) -> tuple[list[str], list[Point]]:
+    columns = manifest.axis_columns()
+    names = [n for n, _ in columns]
+    return names, (axes_points([c for _, c in columns], manifest.combine) if columns else [()])
+
+
+def trainer_items(manifest: Manifest, shared: ItemShared, bounds: list[tuple[int, int]], size: int | None) -> list[PlanItem]:
+    """The trainer's items: each point x age, its slices as one array job (or one job per irregular slice)."""
+    names, points = axis_points(manifest)
+    layouts: list[tuple[int, int, int, int, list[tuple[int, int]] | None]]
+    if size is not None:
+        layouts = [(bounds[0][0], bounds[-1][1], size, len(bounds), None)]
+    else:
+        layouts = [(s, e, 0, 0, [(s, e)]) for s, e in bounds]
+    training = manifest.training.as_parameters()
+    resume = {"resume_from": manifest.resume_from} if manifest.resume_from else {}
+    items: list[PlanItem] = []
+    for point in points:
+        folder = point_folder(names, point)
+        output = f"{manifest.output}/{folder}" if folder else manifest.output
+        prefix = "-".join([shared.run_name, *(path_label(v.label) for v in point)])
+        common = {"run_id": shared.run_id, "input": manifest.input, "output": output,
+                  "results_uri": shared.results_prefix(folder), **training, **dict(p for v in point for p in v.parameters),
+                  **resume}
+        tags = {**shared.tags, **point_tags(names, point)}
+        labels = {n: v.label for n, v in zip(names, point, strict=True)}
+        for age in manifest.age_values():
+            for start, end, slice_size, array_size, slices in layouts:
+                slice_tag = f"{start}-{end}" if not slice_size else f"{start}-{end}/{slice_size}"
+                items.append(PlanItem(
+                    age=age, point=labels, job_name=job_name(prefix, start, end, age), array_size=array_size,
+                    start_index=start, end_index=end, slice_size=slice_size, slices=slices,
+                    output_folder=f"{output}/{shared.run_id}/age_{age}/",
+                    parameters={"start_index": str(start), "end_index": str(end), "slice_size": str(slice_size),
+                                "age": str(age), **common},
+                    container_overrides=shared.overrides, timeout=shared.timeout, retry_strategy=shared.retry,
+                    on_demand_retry_strategy=shared.on_demand_retry,
+                    tags={**tags, "agesweep:age": str(age), "agesweep:slice": slice_tag},
+                ))
+    return items
+
+
+def workload_items(manifest: Manifest, shared: ItemShared) -> list[PlanItem]:
+    """Your own job's items: one Batch job per point, its axis values its Ref:: parameters and tags."""
+    names, points = axis_points(manifest)
+    fixed = {"run_id": shared.run_id, "input": manifest.input, "output": manifest.output, **manifest.job.parameters}
+    items: list[PlanItem] = []
+    for point in points:
+        folder = point_folder(names, point)
+        output_folder = f"{manifest.output}/{shared.run_id}/{folder}/"
+        items.append(PlanItem.model_construct(
+            point={n: v.label for n, v in zip(names, point, strict=True)},
+            job_name=safe_job_name("-".join([shared.run_name, *(path_label(v.label) for v in point)])),
+            array_size=0, start_index=0, end_index=0, slice_size=0, slices=None, age=None,
+            output_folder=output_folder,
+            parameters={**fixed, **dict(p for v in point for p in v.parameters), "output_folder": output_folder,
+                        "results_uri": shared.results_prefix(folder)},
+            container_overrides=shared.overrides, timeout=shared.timeout, retry_strategy=shared.retry,
+            on_demand_retry_strategy=shared.on_demand_retry, tags={**shared.tags, **point_tags(names, point)},
+        ))
+    return items
+
+
+def name_problems(items: list[PlanItem], *, folders: bool) -> list[str]:
+    """Job names (and an own job's output folders) must be unique: two points whose values differ only
+    in characters a job name cannot hold would share them. The trainer's slices of one age share its folder."""
+    problems = []
+    keys: list[tuple[str, Callable[[PlanItem], str]]] = [("job name", lambda i: i.job_name)]
+    if folders:
+        keys.append(("output folder", lambda i: i.output_folder))
+    for what, key in keys:
+        seen: dict[str, PlanItem] = {}
+        for item in items:
+            other = seen.setdefault(key(item), item)
+            if other is not item:
+                problems.append(
+                    f"axes: points ({other.label()}) and ({item.label()}) get one {what} {key(item)!r} "
+                    f"(values that differ in more than characters outside A-Z a-z 0-9 . _ = + @ -)"
+                )
+                break
+    return problems
 
 
 # ---------------------------------------------------------------- the plan
@@ -166,6 +289,53 @@ def job_definition_request(
     return request
 
 
+def _uses_efs(manifest: Manifest) -> bool:
+    """The job reads or writes the stack's EFS: its input or output, or a parameter, under /data."""
+    values = [manifest.input, manifest.output, *manifest.job.parameters.values()]
+    return any(v == EFS_ROOT or v.startswith(EFS_ROOT + "/") for v in values)
+
+
+def container_definition_request(
+    manifest: Manifest, stack: Settings, run_name: str, run_id: str, sha256: str, timeout: JobTimeout, retry: RetryStrategy,
+) -> dict[str, Any]:
+    """RegisterJobDefinition request for an inline container spec (`agesweep-<run_name>`): its image,
+    command, resources, environment and secrets (valueFrom), run as the stack's job role, with the
+    stack's EFS mounted at /data when the job names a path there."""
+    spec = manifest.job.container
+    assert spec is not None
+    resources = [{"Type": "VCPU", "Value": number_label(spec.vcpus)}, {"Type": "MEMORY", "Value": str(spec.memory_mib)}]
+    if spec.gpus:
+        resources.append({"Type": "GPU", "Value": str(spec.gpus)})
+    container: dict[str, Any] = {
+        "Image": spec.image,
+        "Command": list(spec.command),
+        "ResourceRequirements": resources,
+        "Environment": [{"Name": k, "Value": v} for k, v in spec.environment.items()],
+        "Secrets": [{"Name": k, "ValueFrom": v} for k, v in spec.secrets.items()],
+    }
+    if stack.job_role_arn:
+        container["JobRoleArn"] = stack.job_role_arn
+    if stack.job_execution_role_arn:
+        container["ExecutionRoleArn"] = stack.job_execution_role_arn
+    if _uses_efs(manifest) and stack.efs_file_system_id:
+        container["Volumes"] = [{"Name": "data", "EfsVolumeConfiguration": {
+            "FileSystemId": stack.efs_file_system_id, "TransitEncryption": "ENABLED",
+            **({"AuthorizationConfig": {"AccessPointId": stack.efs_access_point_id, "Iam": "ENABLED"}}
+               if stack.efs_access_point_id else {}),
+        }}]
+        container["MountPoints"] = [{"SourceVolume": "data", "ContainerPath": EFS_ROOT, "ReadOnly": False}]
+    return {
+        "JobDefinitionName": safe_job_name(f"agesweep-{run_name}"),
+        "Type": "container",
+        "ContainerProperties": container,
+        "Parameters": {},
+        "RetryStrategy": retry.model_dump(mode="json"),
+        "Timeout": timeout.model_dump(mode="json"),
+        "Tags": {"agesweep:run_id": run_id, "agesweep:manifest_sha256": sha256 or "unknown"},
+        "PropagateTags": True,
+    }
+
+
 def _child_patients(item: PlanItem) -> list[int]:
     """Patients of each child job of an item (one entry per Batch job that trains a slice)."""
     return [end - start for start, end in item.slice_spans()]
@@ -174,17 +344,19 @@ def _child_patients(item: PlanItem) -> list[int]:
 def _cost_estimate(manifest: Manifest, settings: Settings, items: list[PlanItem], transitions: int) -> CostEstimate:
     """The bound (every child job runs once for its full timeout) and the expected cost (each runs
     its expected time, agesweep.pricing.expected_job_seconds), at the settings' prices."""
-    prices, job = settings.prices, manifest.job
-    timeout_s = 60.0 * (job.timeout_minutes or settings.default_timeout_minutes)
-    vcpus = float(job.vcpus or settings.default_vcpus)
-    extra_gib = extra_memory_gib(vcpus, job.memory_mib or settings.default_memory_mib, prices)
-    gpus = float(job.gpus or 0)
+    prices, job, spec = settings.prices, manifest.job, manifest.job.container
+    minutes = (spec.timeout_minutes if spec else job.timeout_minutes) or settings.default_timeout_minutes
+    timeout_s = 60.0 * minutes
+    vcpus = float(spec.vcpus if spec else job.vcpus or settings.default_vcpus)
+    extra_gib = extra_memory_gib(vcpus, (spec.memory_mib if spec else job.memory_mib) or settings.default_memory_mib, prices)
+    gpus = float((spec.gpus if spec else job.gpus) or 0)
     epochs = manifest.training.epochs or DEFAULT_EPOCHS
     children = sum(i.array_size or 1 for i in items)
     timeout_hours = children * timeout_s / 3600
+    trainer = manifest.workload == "trainer"
     expected_hours = sum(
         expected_job_seconds(patients, epochs, vcpus, timeout_s) for i in items for patients in _child_patients(i)
-    ) / 3600
+    ) / 3600 if trainer else 0.0
 
     def compute(hours: float, spot: bool) -> float:
         if spot:
@@ -199,11 +371,11 @@ def _cost_estimate(manifest: Manifest, settings: Settings, items: list[PlanItem]
         vcpu_hours_at_timeout=round(timeout_hours * vcpus, 2),
         gpu_hours_at_timeout=round(timeout_hours * gpus, 2),
         prices=prices,
-        compute_spot_expected=money(compute(expected_hours, spot=True)),
-        compute_on_demand_expected=money(compute(expected_hours, spot=False)),
-        vcpu_hours_expected=round(expected_hours * vcpus, 3),
-        gpu_hours_expected=round(expected_hours * gpus, 3),
-        job_hours_expected=round(expected_hours, 3),
+        compute_spot_expected=money(compute(expected_hours, spot=True)) if trainer else None,
+        compute_on_demand_expected=money(compute(expected_hours, spot=False)) if trainer else None,
+        vcpu_hours_expected=round(expected_hours * vcpus, 3) if trainer else None,
+        gpu_hours_expected=round(expected_hours * gpus, 3) if trainer else None,
+        job_hours_expected=round(expected_hours, 3) if trainer else None,
     )
 
 
@@ -212,12 +384,14 @@ def _totals(manifest: Manifest, settings: Settings, items: list[PlanItem], slice
     children = sum(i.array_size or 1 for i in items)
     transitions = TRANSITIONS_FIXED + TRANSITIONS_PER_ITEM * len(items) + (1 if register else 0)
     history = HISTORY_FIXED + HISTORY_PER_ITEM * len(items) + (HISTORY_REGISTER if register else 0)
-    hours = (manifest.job.timeout_minutes or settings.default_timeout_minutes) / 60
+    spec = manifest.job.container
+    hours = ((spec.timeout_minutes if spec else manifest.job.timeout_minutes) or settings.default_timeout_minutes) / 60
     prices = settings.prices
     epochs = manifest.training.epochs or DEFAULT_EPOCHS
     per_epoch_10k = SECONDS_PER_EPOCH_CELL * 10_000 * DISEASES * TIMES
     return PlanTotals(
-        ages=len({i.age for i in items}),
+        ages=len({i.age for i in items if i.age is not None}),
+        points=len(items) if manifest.workload != "trainer" else len({(tuple(i.point.items()), i.age) for i in items}),
         jobs=len(items),
         array_jobs=sum(1 for i in items if i.array_size >= MIN_ARRAY_SIZE),
         child_jobs=children,
@@ -227,6 +401,10 @@ def _totals(manifest: Manifest, settings: Settings, items: list[PlanItem], slice
         history_limit=HISTORY_LIMIT,
         cost_estimate_usd=_cost_estimate(manifest, settings, items, transitions),
         estimate_note=(
+            f"Estimate, not a quote: 'up to' assumes every job runs once for its full timeout ({hours:g} h); no "
+            f"'expected' figure, since agesweep knows only the trainer's speed; {prices.region} list prices as of "
+            f"{prices.as_of}; transitions and history events assume no retries."
+        ) if manifest.workload != "trainer" else (
             f"Estimate, not a quote: 'expected' assumes each child job trains {epochs} epochs at the trainer "
             f"benchmark's speed ({per_epoch_10k:.2f} s/epoch per 10,000 patients x {DISEASES} diseases x {TIMES} "
             f"times on 2 vCPUs); 'up to' assumes every child job runs once for its full timeout ({hours:g} h); "
@@ -275,8 +453,9 @@ def plan(
     bounds = manifest.slice_bounds()
     grid = isinstance(manifest.slices, SliceGrid)
     size = array_layout(bounds, grid)
-    n_items = len(ages) * (1 if size or len(bounds) == 1 else len(bounds))
-    register = manifest.job.image is not None
+    n_points = points_of(manifest)
+    n_items = n_points * (len(ages) * (1 if size or len(bounds) == 1 else len(bounds)) if manifest.workload == "trainer" else 1)
+    register = manifest.job.image is not None or manifest.job.container is not None
     history = HISTORY_FIXED + HISTORY_PER_ITEM * n_items + (HISTORY_REGISTER if register else 0)
     if history > HISTORY_BUDGET:
         problems.append(
@@ -287,7 +466,10 @@ def plan(
         raise ManifestInvalid(problems)
 
     sha = manifest_sha256
-    timeout = JobTimeout(AttemptDurationSeconds=60 * (manifest.job.timeout_minutes or stack.default_timeout_minutes))
+    own_timeout = manifest.job.container.timeout_minutes if manifest.job.container else None
+    timeout = JobTimeout(
+        AttemptDurationSeconds=60 * (own_timeout or manifest.job.timeout_minutes or stack.default_timeout_minutes)
+    )
     retry = RetryStrategy(Attempts=manifest.job.attempts or stack.default_attempts, EvaluateOnExit=EVALUATE_ON_EXIT)
     # On the spot-first queue Batch retries a lost host in place; the N-th reclaim ends the job and
     # the state machine escalates the item to the on-demand queue (with `retry` there).
@@ -297,65 +479,21 @@ def plan(
     if overrides_chars > CONTAINER_OVERRIDES_MAX:
         problems.append(f"job: container overrides are {overrides_chars} characters (at most {CONTAINER_OVERRIDES_MAX})")
     results_uri = stack.results_uri(run_id)
-    common = {
-        "run_id": run_id,
-        "input": manifest.input,
-        "output": manifest.output,
-        "results_uri": results_uri,
-        **manifest.training.as_parameters(),
-        **({"resume_from": manifest.resume_from} if manifest.resume_from else {}),
-    }
-    base_tags = {"agesweep:run_id": run_id, "agesweep:manifest_sha256": sha or "unknown"}
-    user_tags = dict(manifest.tags)
-
-    # (start, end, slice_size, array_size, slices) per item, for each age
-    layouts: list[tuple[int, int, int, int, list[tuple[int, int]] | None]]
-    if size is not None:
-        layouts = [(bounds[0][0], bounds[-1][1], size, len(bounds), None)]
-    else:
-        layouts = [(s, e, 0, 0, [(s, e)]) for s, e in bounds]
-
-    items: list[PlanItem] = []
-    for age in ages:
-        output_folder = f"{manifest.output}/{run_id}/age_{age}/"
-        for start, end, slice_size, array_size, slices in layouts:
-            slice_tag = f"{start}-{end}" if not slice_size else f"{start}-{end}/{slice_size}"
-            items.append(
-                PlanItem(
-                    age=age,
-                    job_name=job_name(run_name, start, end, age),
-                    array_size=array_size,
-                    start_index=start,
-                    end_index=end,
-                    slice_size=slice_size,
-                    slices=slices,
-                    output_folder=output_folder,
-                    parameters={
-                        "start_index": str(start),
-                        "end_index": str(end),
-                        "slice_size": str(slice_size),
-                        "age": str(age),
-                        **common,
-                    },
-                    container_overrides=overrides,
-                    timeout=timeout,
-                    retry_strategy=spot_retry,
-                    on_demand_retry_strategy=retry,
-                    tags={**base_tags, "agesweep:age": str(age), "agesweep:slice": slice_tag, **user_tags},
-                )
-            )
-    names = [i.job_name for i in items]
-    if len(set(names)) != len(names):  # cannot happen with distinct (start, end, age); guard the contract
-        problems.append("run_name: job names are not unique (a run name that does not end in a slice span)")
-    if items and len(items[0].tags) > MAX_TAGS:
-        problems.append(f"tags: {len(items[0].tags)} tags per job (at most {MAX_TAGS}, including agesweep's own)")
+    base_tags = {"agesweep:run_id": run_id, "agesweep:manifest_sha256": sha or "unknown", **manifest.tags}
+    shared = ItemShared(run_id, run_name, results_uri, base_tags, overrides, timeout, spot_retry, retry)
+    items = trainer_items(manifest, shared, bounds, size) if manifest.workload == "trainer" else workload_items(manifest, shared)
+    problems += name_problems(items, folders=manifest.workload != "trainer")
+    if items and max(len(i.tags) for i in items) > MAX_TAGS:
+        problems.append(f"tags: {max(len(i.tags) for i in items)} tags per job (at most {MAX_TAGS}, including agesweep's own)")
 
     definition_ref = manifest.job.definition or stack.job_definition or OFFLINE_JOB_DEFINITION
-    request = (
-        job_definition_request(manifest, definition_ref, run_name, run_id, sha, timeout, retry, job_definition_description)
-        if register
-        else None
-    )
+    if manifest.job.container is not None:
+        definition_ref = OFFLINE_JOB_DEFINITION if stack.job_definition is None else stack.job_definition
+        request: dict[str, Any] | None = container_definition_request(manifest, stack, run_name, run_id, sha, timeout, retry)
+    elif register:
+        request = job_definition_request(manifest, definition_ref, run_name, run_id, sha, timeout, retry, job_definition_description)
+    else:
+        request = None
     location = ManifestRef.model_validate({"key": source_name, **(manifest_location or {}), "sha256": sha})
     result = Plan(
         run_id=run_id,
@@ -370,6 +508,8 @@ def plan(
         results_uri=results_uri,
         input=manifest.input,
         output=manifest.output,
+        workload=manifest.workload,
+        axes=list(manifest.axes),
         items=items,
         totals=_totals(manifest, stack, items, len(bounds), register),
         warnings=_warnings(manifest, stack, definition_ref, described=job_definition_description is not None),

@@ -28,7 +28,12 @@ OFFLINE_JOB_DEFINITION = "<stack job definition>"
 
 _ENV_OF_FIELD = {"age_min": "AGE_MIN", "age_max": "AGE_MAX", "bucket_name": "BUCKET_NAME",
                  "job_queue": "JOB_QUEUE_ARN", "job_definition": "JOB_DEFINITION_ARN", "allowed_buckets": "ALLOWED_BUCKETS",
-                 "prices": "PRICES_JSON", "local": "AGESWEEP_LOCAL"}
+                 "prices": "PRICES_JSON", "local": "AGESWEEP_LOCAL",
+                 "allowed_job_definitions": "ALLOWED_JOB_DEFINITIONS", "allowed_secrets": "ALLOWED_SECRET_ARNS",
+                 "require_image_digest": "REQUIRE_IMAGE_DIGEST", "job_role_arn": "JOB_ROLE_ARN",
+                 "job_execution_role_arn": "JOB_EXECUTION_ROLE_ARN", "efs_file_system_id": "EFS_FILE_SYSTEM_ID",
+                 "efs_access_point_id": "EFS_ACCESS_POINT_ID"}
+_LIST_FIELDS = ("allowed_buckets", "allowed_job_definitions", "allowed_secrets")
 _TRUE = frozenset({"1", "true", "yes", "on"})
 LOCAL_ENV = "AGESWEEP_LOCAL"  # set by local mode (agesweep/local/cloud.py) for its in-process Lambdas
 
@@ -69,6 +74,19 @@ class Settings(BaseModel):
         DEFAULT_PRICES, description="Prices of estimates and incurred costs (PRICES_JSON: a JSON object of Prices members)."
     )
     local: bool = Field(False, description="Running in local mode (AGESWEEP_LOCAL=1): costs are 'if run on AWS'.")
+    allowed_job_definitions: frozenset[str] = Field(
+        frozenset(), description="Job definition names a manifest may name in job.definition (ALLOWED_JOB_DEFINITIONS, comma list)."
+    )
+    allowed_secrets: frozenset[str] = Field(
+        frozenset(), description="Secret / SSM parameter ARNs a manifest's secrets may name (ALLOWED_SECRET_ARNS, comma list)."
+    )
+    require_image_digest: bool = Field(False, description="Images only by digest, never by tag (REQUIRE_IMAGE_DIGEST).")
+    job_role_arn: str | None = Field(None, description="The role inline job definitions run as (JOB_ROLE_ARN).")
+    job_execution_role_arn: str | None = Field(
+        None, description="The role Batch pulls images and reads secrets with (JOB_EXECUTION_ROLE_ARN)."
+    )
+    efs_file_system_id: str | None = Field(None, description="The stack's EFS, mounted at /data (EFS_FILE_SYSTEM_ID).")
+    efs_access_point_id: str | None = Field(None, description="Its access point (EFS_ACCESS_POINT_ID).")
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> Settings:
@@ -85,6 +103,23 @@ class Settings(BaseModel):
     def buckets(self) -> frozenset[str]:
         """Every bucket a manifest may read from or write to."""
         return self.allowed_buckets | ({self.bucket_name} if self.bucket_name else set())
+
+    @property
+    def deployed(self) -> bool:
+        """Settings of a stack (its job definition known), not the offline CLI's defaults."""
+        return self.job_definition is not None
+
+    def definition_allowed(self, name: str) -> bool:
+        """The stack's own family, or one its AllowedJobDefinitions parameter lists (offline: any)."""
+        family = name.rsplit("/", 1)[-1].split(":", 1)[0]
+        own = (self.job_definition or "").rsplit("/", 1)[-1].split(":", 1)[0]
+        return not self.deployed or family == own or family in self.allowed_job_definitions
+
+    def secret_allowed(self, arn: str) -> bool:
+        """An ARN the stack's AllowedSecretArns lists (offline: any); a trailing * matches a prefix."""
+        if not self.deployed:
+            return True
+        return any(arn == a or (a.endswith("*") and arn.startswith(a[:-1])) for a in self.allowed_secrets)
 
     def bucket_allowed(self, bucket: str) -> bool:
         return self.s3_unrestricted or bucket in self.buckets
@@ -110,10 +145,13 @@ class Settings(BaseModel):
         for field, var in (("age_min", "AGE_MIN"), ("age_max", "AGE_MAX")):
             if get(var) is not None:
                 values[field] = get(var)
-        if get("ALLOWED_BUCKETS"):
-            values["allowed_buckets"] = frozenset(
-                b.strip() for b in (get("ALLOWED_BUCKETS") or "").split(",") if b.strip()
-            )
+        for field in _LIST_FIELDS:
+            listed = get(_ENV_OF_FIELD[field])
+            if listed:
+                values[field] = frozenset(b.strip() for b in listed.split(",") if b.strip())
+        for field in ("job_role_arn", "job_execution_role_arn", "efs_file_system_id", "efs_access_point_id"):
+            values[field] = get(_ENV_OF_FIELD[field])
+        values["require_image_digest"] = (get("REQUIRE_IMAGE_DIGEST") or "").lower() in _TRUE
         if get("PRICES_JSON"):
             values["prices"] = _prices_from_json(get("PRICES_JSON") or "")
         values["local"] = local_mode(env)

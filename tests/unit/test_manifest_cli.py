@@ -36,7 +36,8 @@ def test_validate_invalid_prints_each_problem_on_its_own_line(runner: CliRunner)
     assert "ManifestInvalid, 7 problems" in lines[0]
     assert (
         "job.cpu: unknown field 'cpu' (did you mean 'vcpus'? "
-        "allowed: definition, queue, image, vcpus, memory_mib, gpus, timeout_minutes, attempts, spot_reclaims_before_on_demand)"
+        "allowed: definition, queue, image, vcpus, memory_mib, gpus, timeout_minutes, attempts, "
+        "spot_reclaims_before_on_demand, container, parameters)"
     ) in lines
     assert "Traceback" not in result.output and "\x1b[" not in result.output  # piped: plain text
 

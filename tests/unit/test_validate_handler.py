@@ -104,7 +104,7 @@ def test_invalid_manifest_raises_manifest_invalid_with_every_problem(stack: dict
     assert str(caught.value).splitlines() == [
         "ages: 20, 21, 22, 23, 24, … outside the allowed ages (40..79)",
         "job.vcpu: unknown field 'vcpu' (did you mean 'vcpus'? allowed: definition, queue, image, vcpus, "
-        "memory_mib, gpus, timeout_minutes, attempts, spot_reclaims_before_on_demand)",
+        "memory_mib, gpus, timeout_minutes, attempts, spot_reclaims_before_on_demand, container, parameters)",
     ]
 
 

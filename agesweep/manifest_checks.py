@@ -143,6 +143,8 @@ def _command_problems(manifest: Manifest) -> Problems:
     supplied = [*by_axis, *manifest.job.parameters, *BUILTIN_PARAMETERS]
     problems: Problems = []
     for i, part in enumerate(container.command):
+        if len(refs_in([part])) > 1:
+            problems.append((f"job.container.command[{i}]", f"{part!r} has more than one Ref:: (one per argument, as Batch replaces them)"))
         for ref in refs_in([part]):
             if ref not in supplied:
                 problems.append((

@@ -290,8 +290,10 @@ def job_definition_request(
 
 
 def _uses_efs(manifest: Manifest) -> bool:
-    """The job reads or writes the stack's EFS: its input or output, or a parameter, under /data."""
-    values = [manifest.input, manifest.output, *manifest.job.parameters.values()]
+    """The job reads or writes the stack's EFS: its output, its input (when the manifest names one) or
+    a parameter, under /data."""
+    named_input = [manifest.input] if "input" in manifest.model_fields_set else []
+    values = [*named_input, manifest.output, *manifest.job.parameters.values()]
     return any(v == EFS_ROOT or v.startswith(EFS_ROOT + "/") for v in values)
 
 

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Sequence
 from datetime import date, timedelta
-from typing import Annotated, Any, Literal, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic_core import PydanticCustomError
@@ -26,6 +26,7 @@ AXIS_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 _LABEL_UNSAFE = re.compile(r"[^A-Za-z0-9._=+@-]+")
 
 Combine = Literal["product", "zip"]
+T = TypeVar("T")
 
 
 def _problem(text: str) -> PydanticCustomError:
@@ -181,7 +182,7 @@ def point_count(lengths: Sequence[int], combine: Combine) -> int:
     return math.prod(lengths) if combine == "product" else lengths[0]
 
 
-def points(columns: Sequence[list[AxisValue]], combine: Combine) -> list[tuple[AxisValue, ...]]:
+def points(columns: Sequence[Sequence[T]], combine: Combine) -> list[tuple[T, ...]]:
     """The points of axes already expanded (product: the last axis varies fastest; zip: by position)."""
     if combine == "zip":
         return list(zip(*columns, strict=True))

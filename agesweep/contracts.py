@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field
 
 SUMMARY_SCHEMA_VERSION = 1
 PLAN_SCHEMA_VERSION = 1
@@ -28,11 +28,16 @@ class Contract(BaseModel):
 
 
 class BatchMember(Contract):
-    """A fragment of a Batch request (PascalCase): unset members are left out of the JSON."""
+    """A fragment of a Batch request (PascalCase): unset members (``Unset()``) are left out of the JSON."""
 
-    @model_serializer(mode="wrap")
-    def _drop_unset(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        return {k: v for k, v in handler(self).items() if v is not None}
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+def Unset() -> Any:  # noqa: N802 - reads as a field default, like pydantic's Field
+    """An optional Batch member: None, and left out of the JSON when None (Batch rejects explicit nulls)."""
+    return Field(None, exclude_if=_is_none)
 
 
 # ------------------------------------------------------------------ start_run → the execution
@@ -103,8 +108,8 @@ class EnvironmentVariable(BatchMember):
 class ContainerOverrides(BatchMember):
     """Per-job resources (never secrets): SubmitJob's ContainerOverrides."""
 
-    ResourceRequirements: list[ResourceRequirement] | None = None
-    Environment: list[EnvironmentVariable] | None = None
+    ResourceRequirements: list[ResourceRequirement] | None = Unset()
+    Environment: list[EnvironmentVariable] | None = Unset()
 
 
 class JobTimeout(BatchMember):
@@ -112,9 +117,9 @@ class JobTimeout(BatchMember):
 
 
 class EvaluateOnExit(BatchMember):
-    OnStatusReason: str | None = None
-    OnReason: str | None = None
-    OnExitCode: str | None = None
+    OnStatusReason: str | None = Unset()
+    OnReason: str | None = Unset()
+    OnExitCode: str | None = Unset()
     Action: Literal["RETRY", "EXIT"]
 
 

@@ -10,10 +10,10 @@ import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agesweep.aws import pascal_case
-from agesweep.axes import AxisValue, number_label, path_label
+from agesweep.axes import number_label, path_label
 from agesweep.axes import points as axes_points
 from agesweep.contracts import (
     ContainerOverrides,
@@ -148,28 +148,43 @@ class ItemShared:
         return self.results_uri if not folder or self.results_uri == "none" else f"{self.results_uri}points/{folder}/"
 
 
-Point = tuple[AxisValue, ...]
+class PointParts(NamedTuple):
+    """What one point adds to its items: axis labels, folder, job-name part, tags, Ref:: parameters."""
+
+    labels: dict[str, str]
+    folder: str
+    name_part: str
+    tags: dict[str, str]
+    parameters: dict[str, str]
 
 
-def point_folder(names: list[str], point: Point) -> str:
-    """`name=value/name=value`: the point's own folder below the run's, unique per point."""
-    return "/".join(f"{n}={path_label(v.label)}" for n, v in zip(names, point, strict=True))
-
-
-def point_tags(names: list[str], point: Point) -> dict[str, str]:
-    """One tag per axis, `agesweep:<axis>`, its value made fit for a tag (≤256 of the tag characters)."""
-    return {f"agesweep:{n}": _TAG_UNSAFE.sub("-", v.label)[:256] for n, v in zip(names, point, strict=True)}
-
-
-def axis_points(manifest: Manifest) -> tuple[list[str], list[Point]]:
+def point_parts(manifest: Manifest) -> list[PointParts]:
+    """Every point of the manifest's axes (one empty point without axes). Each value's folder segment
+    (`name=value`), job-name part and tag are computed once per axis value, not once per point."""
     columns = manifest.axis_columns()
+    if not columns:
+        return [PointParts({}, "", "", {}, {})]
     names = [n for n, _ in columns]
-    return names, (axes_points([c for _, c in columns], manifest.combine) if columns else [()])
+    tag_keys = [f"agesweep:{n}" for n in names]
+    cells = [
+        [(v.label, f"{n}={path_label(v.label)}", path_label(v.label), _TAG_UNSAFE.sub("-", v.label)[:256], v.parameters)
+         for v in values]
+        for n, values in columns
+    ]
+    return [
+        PointParts(
+            labels=dict(zip(names, (c[0] for c in combo), strict=True)),
+            folder="/".join(c[1] for c in combo),
+            name_part="-".join(c[2] for c in combo),
+            tags=dict(zip(tag_keys, (c[3] for c in combo), strict=True)),
+            parameters={k: v for c in combo for k, v in c[4]},
+        )
+        for combo in axes_points(cells, manifest.combine)
+    ]
 
 
 def trainer_items(manifest: Manifest, shared: ItemShared, bounds: list[tuple[int, int]], size: int | None) -> list[PlanItem]:
     """The trainer's items: each point x age, its slices as one array job (or one job per irregular slice)."""
-    names, points = axis_points(manifest)
     layouts: list[tuple[int, int, int, int, list[tuple[int, int]] | None]]
     if size is not None:
         layouts = [(bounds[0][0], bounds[-1][1], size, len(bounds), None)]
@@ -178,20 +193,17 @@ def trainer_items(manifest: Manifest, shared: ItemShared, bounds: list[tuple[int
     training = manifest.training.as_parameters()
     resume = {"resume_from": manifest.resume_from} if manifest.resume_from else {}
     items: list[PlanItem] = []
-    for point in points:
-        folder = point_folder(names, point)
-        output = f"{manifest.output}/{folder}" if folder else manifest.output
-        prefix = "-".join([shared.run_name, *(path_label(v.label) for v in point)])
+    for point in point_parts(manifest):
+        output = f"{manifest.output}/{point.folder}" if point.folder else manifest.output
+        prefix = f"{shared.run_name}-{point.name_part}" if point.name_part else shared.run_name
         common = {"run_id": shared.run_id, "input": manifest.input, "output": output,
-                  "results_uri": shared.results_prefix(folder), **training, **dict(p for v in point for p in v.parameters),
-                  **resume}
-        tags = {**shared.tags, **point_tags(names, point)}
-        labels = {n: v.label for n, v in zip(names, point, strict=True)}
+                  "results_uri": shared.results_prefix(point.folder), **training, **point.parameters, **resume}
+        tags = {**shared.tags, **point.tags}
         for age in manifest.age_values():
             for start, end, slice_size, array_size, slices in layouts:
                 slice_tag = f"{start}-{end}" if not slice_size else f"{start}-{end}/{slice_size}"
-                items.append(PlanItem(
-                    age=age, point=labels, job_name=job_name(prefix, start, end, age), array_size=array_size,
+                items.append(PlanItem.model_construct(
+                    age=age, point=point.labels, job_name=job_name(prefix, start, end, age), array_size=array_size,
                     start_index=start, end_index=end, slice_size=slice_size, slices=slices,
                     output_folder=f"{output}/{shared.run_id}/age_{age}/",
                     parameters={"start_index": str(start), "end_index": str(end), "slice_size": str(slice_size),
@@ -205,21 +217,18 @@ def trainer_items(manifest: Manifest, shared: ItemShared, bounds: list[tuple[int
 
 def workload_items(manifest: Manifest, shared: ItemShared) -> list[PlanItem]:
     """Your own job's items: one Batch job per point, its axis values its Ref:: parameters and tags."""
-    names, points = axis_points(manifest)
     fixed = {"run_id": shared.run_id, "input": manifest.input, "output": manifest.output, **manifest.job.parameters}
     items: list[PlanItem] = []
-    for point in points:
-        folder = point_folder(names, point)
-        output_folder = f"{manifest.output}/{shared.run_id}/{folder}/"
+    for point in point_parts(manifest):
+        output_folder = f"{manifest.output}/{shared.run_id}/{point.folder}/"
         items.append(PlanItem.model_construct(
-            point={n: v.label for n, v in zip(names, point, strict=True)},
-            job_name=safe_job_name("-".join([shared.run_name, *(path_label(v.label) for v in point)])),
+            point=point.labels, job_name=safe_job_name(f"{shared.run_name}-{point.name_part}"),
             array_size=0, start_index=0, end_index=0, slice_size=0, slices=None, age=None,
             output_folder=output_folder,
-            parameters={**fixed, **dict(p for v in point for p in v.parameters), "output_folder": output_folder,
-                        "results_uri": shared.results_prefix(folder)},
+            parameters={**fixed, **point.parameters, "output_folder": output_folder,
+                        "results_uri": shared.results_prefix(point.folder)},
             container_overrides=shared.overrides, timeout=shared.timeout, retry_strategy=shared.retry,
-            on_demand_retry_strategy=shared.on_demand_retry, tags={**shared.tags, **point_tags(names, point)},
+            on_demand_retry_strategy=shared.on_demand_retry, tags={**shared.tags, **point.tags},
         ))
     return items
 

@@ -108,8 +108,8 @@ class DateWindows(_Strict):
 class Window(_Strict):
     """One date window, both days included (a retry manifest lists the failed ones)."""
 
-    start: Annotated[date, Field(strict=False)]
-    end: Annotated[date, Field(strict=False)]
+    start: Annotated[date, Field(strict=False)] = Field(description="First day (YYYY-MM-DD).")
+    end: Annotated[date, Field(strict=False)] = Field(description="Last day (YYYY-MM-DD, included).")
 
     @model_validator(mode="after")
     def _ordered(self) -> Window:

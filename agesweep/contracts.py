@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 SUMMARY_SCHEMA_VERSION = 1
 PLAN_SCHEMA_VERSION = 1
@@ -268,12 +268,21 @@ class Plan(Contract):
     )
 
     def to_state(self) -> dict[str, Any]:
-        """The plan as the state machine carries it (JSON types, Batch members without nulls)."""
+        """The plan as the state machine carries it (JSON types, Batch members without nulls); a
+        DISTRIBUTED plan's items are left out (the Map reads them from items_key)."""
+        if self.map_mode == "DISTRIBUTED":
+            return {**self.model_dump(mode="json", exclude={"items"}), "items": []}
         return self.model_dump(mode="json")
+
+    def items_json(self) -> bytes:
+        """The items as the Distributed Map's ItemReader reads them: one JSON array."""
+        return _ITEMS.dump_json(self.items)
 
     def payload_bytes(self) -> int:
         return len(json.dumps(self.to_state(), separators=(",", ":")))
 
+
+_ITEMS: TypeAdapter[list[PlanItem]] = TypeAdapter(list[PlanItem])
 
 # ------------------------------------------------------------------ one Map iteration
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from agesweep.aws import pascal_case
-from agesweep.axes import number_label, path_label
+from agesweep.axes import MAX_POINTS, number_label, path_label
 from agesweep.axes import points as axes_points
 from agesweep.contracts import (
     ContainerOverrides,
@@ -44,7 +45,7 @@ from agesweep.pricing import (
     money,
     step_functions_cost,
 )
-from agesweep.runs import EXECUTION_NAME_MAX
+from agesweep.runs import EXECUTION_NAME_MAX, items_key
 from agesweep.settings import OFFLINE_JOB_DEFINITION, OFFLINE_JOB_QUEUE, Settings
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ PAYLOAD_BUDGET = PAYLOAD_LIMIT // 2  # the plan shares the state with the Map's 
 HISTORY_LIMIT = 25_000  # Step Functions execution history events
 HISTORY_BUDGET = 20_000  # headroom for API throttling retries
 INLINE_MAP_CONCURRENCY = 40  # an inline Map runs at most 40 iterations at once
+MAX_ITEMS = MAX_POINTS  # Map iterations (Batch jobs or array jobs) per run
+# Above this many items, or the history budget, the plan runs as a Distributed Map (items in S3).
+INLINE_ITEMS_MAX = 1_000
 
 # Counted from statemachine/sweep.asl.json (one happy path, no retries):
 #   fixed: ValidateManifest, OverridesJobDefinition, RunAges, CollateResults, NotifySummary,
@@ -70,6 +74,9 @@ TRANSITIONS_PER_ITEM = 3
 HISTORY_FIXED = 27
 HISTORY_PER_ITEM = 12
 HISTORY_REGISTER = 5
+# A Distributed Map's iterations are child executions with their own histories; the parent's has
+# the fixed states plus the map run's own events (MapRunStarted/Succeeded, state entered/exited).
+HISTORY_FIXED_DISTRIBUTED = HISTORY_FIXED + 4
 
 PRICES = DEFAULT_PRICES  # the dated defaults; Settings.prices (PRICES_JSON) is what a plan uses
 
@@ -347,9 +354,21 @@ def container_definition_request(
     }
 
 
-def _child_patients(item: PlanItem) -> list[int]:
-    """Patients of each child job of an item (one entry per Batch job that trains a slice)."""
-    return [end - start for start, end in item.slice_spans()]
+def _child_patients(item: PlanItem) -> dict[int, int]:
+    """Patients per child job of an item -> how many of its child jobs train that many."""
+    if not item.slice_size:
+        return dict(Counter(end - start for start, end in item.slice_spans()))
+    full, rest = divmod(item.end_index - item.start_index, item.slice_size)
+    return {item.slice_size: full, **({rest: 1} if rest else {})}
+
+
+def _expected_hours(items: list[PlanItem], default_epochs: int, vcpus: float, timeout_s: float) -> float:
+    """Sum over the trainer's child jobs of their expected time (each item's own epochs: an axis may vary them)."""
+    seconds = 0.0
+    for item in items:
+        epochs = int(item.parameters.get("epochs", default_epochs))
+        seconds += sum(n * expected_job_seconds(p, epochs, vcpus, timeout_s) for p, n in _child_patients(item).items())
+    return seconds / 3600
 
 
 def _cost_estimate(manifest: Manifest, settings: Settings, items: list[PlanItem], transitions: int) -> CostEstimate:
@@ -365,9 +384,7 @@ def _cost_estimate(manifest: Manifest, settings: Settings, items: list[PlanItem]
     children = sum(i.array_size or 1 for i in items)
     timeout_hours = children * timeout_s / 3600
     trainer = manifest.workload == "trainer"
-    expected_hours = sum(
-        expected_job_seconds(patients, epochs, vcpus, timeout_s) for i in items for patients in _child_patients(i)
-    ) / 3600 if trainer else 0.0
+    expected_hours = _expected_hours(items, epochs, vcpus, timeout_s) if trainer else 0.0
 
     def compute(hours: float, spot: bool) -> float:
         if spot:
@@ -467,14 +484,16 @@ def plan(
     n_points = points_of(manifest)
     n_items = n_points * (len(ages) * (1 if size or len(bounds) == 1 else len(bounds)) if manifest.workload == "trainer" else 1)
     register = manifest.job.image is not None or manifest.job.container is not None
-    history = HISTORY_FIXED + HISTORY_PER_ITEM * n_items + (HISTORY_REGISTER if register else 0)
-    if history > HISTORY_BUDGET:
+    if n_items > MAX_ITEMS:
+        what = (f"{len(ages)} ages x {len(bounds)} irregular slices" if manifest.workload == "trainer" and not size and len(bounds) > 1
+                else f"{n_points:,} points" + (f" x {len(ages)} ages" if ages else ""))
         problems.append(
-            f"slices: {len(ages)} ages x {len(bounds)} irregular slices = {n_items:,} jobs, ~{history:,} history events "
-            f"(at most {HISTORY_BUDGET:,} of the {HISTORY_LIMIT:,} limit: use equal-width contiguous slices, "
-            f"so each age runs as one array job)"
+            f"{'slices' if 'irregular' in what else 'axes'}: {what} = {n_items:,} jobs (at most {MAX_ITEMS:,} per run: "
+            f"equal-width contiguous slices run each age as one array job; or split the sweep into several manifests)"
         )
         raise ManifestInvalid(problems)
+    history = HISTORY_FIXED + HISTORY_PER_ITEM * n_items + (HISTORY_REGISTER if register else 0)
+    distributed = n_items > INLINE_ITEMS_MAX or history > HISTORY_BUDGET
 
     sha = manifest_sha256
     own_timeout = manifest.job.container.timeout_minutes if manifest.job.container else None
@@ -526,17 +545,30 @@ def plan(
         warnings=_warnings(manifest, stack, definition_ref, described=job_definition_description is not None),
         stack_resources=StackResources(vcpus=stack.default_vcpus, memory_mib=stack.default_memory_mib),
     )
-    payload = result.payload_bytes()
+    payload = 0 if distributed else result.payload_bytes()
+    if distributed or payload > PAYLOAD_BUDGET:
+        result = as_distributed(result)
+        payload = result.payload_bytes()
     result.totals.payload_bytes = payload
-    if payload > PAYLOAD_BUDGET:
+    if payload > PAYLOAD_BUDGET:  # only the shared members are left in the state: a run-wide limit
         problems.append(
-            f"slices: the plan is {payload // 1024} KiB for {len(items):,} jobs (at most {PAYLOAD_BUDGET // 1024} KiB, "
-            f"half the {PAYLOAD_LIMIT // 1024} KiB Step Functions payload limit: fewer ages x irregular slices, "
-            f"or equal-width contiguous slices so each age is one array job)"
+            f"job: the plan's shared part is {payload // 1024} KiB (at most {PAYLOAD_BUDGET // 1024} KiB, "
+            f"half the {PAYLOAD_LIMIT // 1024} KiB Step Functions payload limit)"
         )
     if problems:
         raise ManifestInvalid(problems)
     return result
+
+
+def as_distributed(result: Plan) -> Plan:
+    """The plan for a Distributed Map: its items go to the stack bucket (items_key, written by the
+    validate Lambda) and the Map reads them from there, so neither the state payload nor the
+    parent execution's history grows with the number of items."""
+    history = HISTORY_FIXED_DISTRIBUTED + (HISTORY_REGISTER if result.register_job_definition else 0)
+    totals = result.totals.model_copy(update={"history_events": history})
+    return result.model_copy(update={
+        "map_mode": "DISTRIBUTED", "items_key": items_key(result.run_id), "totals": totals,
+    })
 
 
 def validate_and_plan(

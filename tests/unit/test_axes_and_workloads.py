@@ -3,12 +3,14 @@ every job's command is fully resolved by its parameters, and outputs never colli
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from agesweep.axes import DateWindows, NumberRange, axis_values, number_label, points
+from agesweep.errors import ManifestInvalid
 from agesweep.manifest import parse_manifest
 from agesweep.plan import validate_and_plan
 from agesweep.settings import Settings
@@ -122,3 +124,34 @@ def test_manifest_names_its_workload() -> None:
     assert parse_manifest((EXAMPLES / "demo.yaml").read_bytes(), "demo.yaml").workload == "trainer"
     assert parse_manifest((EXAMPLES / "sen2cor-scenes.yaml").read_bytes(), "s.yaml").workload == "container"
     assert parse_manifest(b"axes: {f: [a]}\njob: {definition: triage-cli-experiment}\n", "t.yaml").workload == "definition"
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def test_a_plan_too_big_for_the_state_runs_as_a_distributed_map() -> None:
+    """40 ages x 8 irregular slices (320 jobs) was over the inline payload budget; now its items go to S3."""
+    raw = (FIXTURES / "irregular_slices_320_jobs.yaml").read_bytes()
+    plan = validate_and_plan(raw, "irregular.yaml", STACK, run_id="irr-0123456789ab")
+    assert plan.map_mode == "DISTRIBUTED" and plan.items_key == "runs/irr-0123456789ab/plan-items.json"
+    assert len(plan.items) == 320 and plan.to_state()["items"] == []
+    assert plan.totals.payload_bytes is not None and plan.totals.payload_bytes < 16 * 1024
+    assert plan.totals.history_events < 100  # the iterations' events are in their child executions
+    items = json.loads(plan.items_json())
+    assert [i["job_name"] for i in items] == [i.job_name for i in plan.items]
+    assert items[0]["container_overrides"] == {} and "OnReason" not in items[0]["retry_strategy"]["EvaluateOnExit"][0]
+
+
+def test_small_plans_stay_inline_and_big_ones_stop_at_the_item_limit() -> None:
+    small = validate_and_plan((EXAMPLES / "demo.yaml").read_bytes(), "demo.yaml", STACK, run_id="demo-1")
+    assert small.map_mode == "INLINE" and small.items_key is None and len(small.to_state()["items"]) == 40
+    command = "{container: {image: 'x/y:v1', command: [run, Ref::a, Ref::b]}}"
+    two_thousand = f"axes: {{a: {{from: 1, to: 40}}, b: {{from: 1, to: 50}}}}\njob: {command}\n".encode()
+    assert len(validate_and_plan(two_thousand, "big.yaml", STACK, run_id="big-1").items) == 2000
+    over = f"axes: {{a: {{from: 1, to: 101}}, b: {{from: 1, to: 100}}}}\njob: {command}\n".encode()
+    with pytest.raises(ManifestInvalid) as caught:
+        validate_and_plan(over, "over.yaml", STACK, run_id="over-1")
+    assert caught.value.problems == [
+        "axes: 10,100 points is too many (at most 10,000 per run: split the sweep into several manifests, "
+        "or zip axes instead of combining every value)"
+    ]

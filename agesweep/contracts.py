@@ -362,11 +362,24 @@ class ItemResult(Contract):
 # ------------------------------------------------------------------ collation
 
 
+class ResultWriterDetails(Contract):
+    Bucket: str
+    Key: str = Field(description="The map run's manifest.json (its ResultFiles list the SUCCEEDED_n / FAILED_n files).")
+
+
+class MapRunResults(Contract):
+    """A Distributed Map's output: where its ResultWriter put the iterations' results."""
+
+    MapRunArn: str
+    ResultWriterDetails: ResultWriterDetails
+
+
 class CollateInput(Contract):
-    """What the CollateResults state sends. A result is null where a Map iteration left none."""
+    """What the CollateResults state sends: the iterations' results (an inline Map; null where an
+    iteration left none), or where a Distributed Map wrote them (the plan's items then in items_key)."""
 
     plan: Plan
-    results: list[ItemResult | None]
+    results: list[ItemResult | None] | MapRunResults
 
 
 class CollateOutput(Contract):
@@ -621,5 +634,5 @@ class Summary(BaseModel):
 
 
 BOUNDARY_MODELS: tuple[type[BaseModel], ...] = (
-    ExecutionInput, Plan, PlanItem, ClassifyInput, Escalation, ItemResult, CollateInput, CollateOutput, Summary,
+    ExecutionInput, Plan, PlanItem, ClassifyInput, Escalation, ItemResult, CollateInput, MapRunResults, CollateOutput, Summary,
 )

@@ -153,6 +153,14 @@ def _command_problems(manifest: Manifest) -> Problems:
                     f"{', '.join(BUILTIN_PARAMETERS)})",
                 ))
     used = set(refs_in(container.command))
+    for name in sorted(used):
+        longer = sorted(other for other in used if other != name and other.startswith(name))
+        if longer:
+            problems.append((
+                "job.container.command",
+                f"Ref::{name} is the start of Ref::{longer[0]} (Batch may replace one inside the other: "
+                f"parameter names that do not start with one another)",
+            ))
     for parameter, axis in by_axis.items():
         if parameter not in used:
             problems.append((f"axes.{axis}", f"{parameter!r} is not used by the command (add Ref::{parameter} to job.container.command)"))

@@ -63,15 +63,16 @@ MAX_ITEMS = MAX_POINTS  # Map iterations (Batch jobs or array jobs) per run
 INLINE_ITEMS_MAX = 1_000
 
 # Counted from statemachine/sweep.asl.json (one happy path, no retries):
-#   fixed: ValidateManifest, OverridesJobDefinition, RunAges, CollateResults, NotifySummary,
-#          WithinTolerance, SweepSucceeded (+ RegisterJobDefinition when the image is overridden)
+#   fixed: ValidateManifest, OverridesJobDefinition, InlineOrDistributed, RunAges, CollateResults,
+#          NotifySummary, WithinTolerance, SweepSucceeded (+ RegisterJobDefinition for an own image)
 #   per item: IsArrayJob, Submit(Array)Job, RecordSuccess
-TRANSITIONS_FIXED = 7
+TRANSITIONS_FIXED = 8
 TRANSITIONS_PER_ITEM = 3
-#   history: execution start/end, 3 Lambda/SNS tasks x 5, choices x 2, map start/end x 4, succeed x 2
+#   history: execution start/end, 3 Lambda/SNS tasks x 5, choices x 3 x 2 (entered/exited), map start/end x 4,
+#            succeed x 2
 #   per item: MapIterationStarted/Succeeded, choice x 2, task entered/scheduled/started/submitted/
 #   succeeded/exited, pass x 2
-HISTORY_FIXED = 27
+HISTORY_FIXED = 29
 HISTORY_PER_ITEM = 12
 HISTORY_REGISTER = 5
 # A Distributed Map's iterations are child executions with their own histories; the parent's has
@@ -276,6 +277,12 @@ def _resource_overrides(manifest: Manifest) -> ContainerOverrides:
     return ContainerOverrides(ResourceRequirements=reqs or None, Environment=threads)
 
 
+def definition_family(definition_ref: str) -> str:
+    """The family of a job definition ref (`<stack>-train` for the stack's); a run's own revisions are
+    registered as `<family>-<run_name>`, the names the state machine's role may register."""
+    return "agesweep-job" if definition_ref == OFFLINE_JOB_DEFINITION else definition_ref.rsplit("/", 1)[-1].split(":", 1)[0]
+
+
 def job_definition_request(
     manifest: Manifest,
     definition_ref: str,
@@ -288,7 +295,7 @@ def job_definition_request(
 ) -> dict[str, Any]:
     """RegisterJobDefinition request for an image override: the base definition with the new image,
     under its own name (`<base>-<run_name>`) so the stack's definition family never changes."""
-    base_name = "agesweep-job" if definition_ref == OFFLINE_JOB_DEFINITION else definition_ref.rsplit("/", 1)[-1].split(":", 1)[0]
+    base_name = definition_family(definition_ref)
     if description:
         source = {k: description[k] for k in _REGISTER_MEMBERS if k in description}
         request: dict[str, Any] = pascal_case(source)
@@ -316,7 +323,7 @@ def _uses_efs(manifest: Manifest) -> bool:
 def container_definition_request(
     manifest: Manifest, stack: Settings, run_name: str, run_id: str, sha256: str, timeout: JobTimeout, retry: RetryStrategy,
 ) -> dict[str, Any]:
-    """RegisterJobDefinition request for an inline container spec (`agesweep-<run_name>`): its image,
+    """RegisterJobDefinition request for an inline container spec (`<stack family>-<run_name>`): its image,
     command, resources, environment and secrets (valueFrom), run as the stack's job role, with the
     stack's EFS mounted at /data when the job names a path there."""
     spec = manifest.job.container
@@ -343,7 +350,7 @@ def container_definition_request(
         }}]
         container["MountPoints"] = [{"SourceVolume": "data", "ContainerPath": EFS_ROOT, "ReadOnly": False}]
     return {
-        "JobDefinitionName": safe_job_name(f"agesweep-{run_name}"),
+        "JobDefinitionName": safe_job_name(f"{definition_family(stack.job_definition or OFFLINE_JOB_DEFINITION)}-{run_name}"),
         "Type": "container",
         "ContainerProperties": container,
         "Parameters": {},

@@ -36,11 +36,6 @@ def items_key(run_id: str) -> str:
     return f"{run_prefix(run_id)}plan-items.json"
 
 
-def map_results_prefix(run_id: str) -> str:
-    """runs/<run_id>/map-results/: where a Distributed Map's ResultWriter puts the iterations' results."""
-    return f"{run_prefix(run_id)}map-results/"
-
-
 def skipped_key(run_id: str) -> str:
     """skipped/<run_id>.json: start_run's record of a version that started nothing (read by the CLI)."""
     return f"{SKIPPED_PREFIX}{run_id}.json"

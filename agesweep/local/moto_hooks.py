@@ -38,6 +38,8 @@ from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
 from moto.utilities.arns import parse_arn
 
+from agesweep.local.moto_map_hooks import MAP_TARGETS, hook_iteration_loop, hook_result_writer
+
 # (module object, attribute) pairs that the hooks replace; the existence test reads this list.
 PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by local mode
     (StateTaskService, "_normalise_parameters"),
@@ -56,6 +58,7 @@ PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by local mode
     (Job, "_get_container_property"),
     (StateTaskServiceBatch, "_build_sync_resolver"),
     (BatchResponse, "submitjob"),
+    *MAP_TARGETS,
 ]
 
 # Longest wait between a .sync Batch task's status checks. moto checks every 0.5 s; with 40 ages
@@ -358,4 +361,6 @@ _HOOKS: tuple[Callable[[], None], ...] = (
     _hook_describe_jobs,
     _hook_container_environment,
     _hook_submit_retry_strategy,
+    hook_iteration_loop,
+    hook_result_writer,
 )

@@ -14,6 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from agesweep import aws
 from agesweep.collation import collate_run
+from agesweep.collation.map_results import read_map_run
 from agesweep.contracts import CollateInput
 from agesweep.links import DEFAULT_LOG_GROUP
 
@@ -28,10 +29,12 @@ metrics = Metrics()
 @event_parser(model=CollateInput)
 def lambda_handler(event: CollateInput, context: LambdaContext) -> dict[str, Any]:
     logger.append_keys(run_id=event.plan.run_id)
+    bucket = os.environ["BUCKET_NAME"]
+    plan, results = read_map_run(event.plan, event.results, aws.client("s3"), bucket)
     collated = collate_run(
-        event.plan,
-        event.results,
-        bucket=os.environ["BUCKET_NAME"],
+        plan,
+        results,
+        bucket=bucket,
         log_group=os.environ.get("LOG_GROUP") or DEFAULT_LOG_GROUP,
         batch=aws.client("batch"),
         s3=aws.client("s3"),

@@ -49,6 +49,9 @@ def lambda_handler(event: ExecutionInput, context: LambdaContext) -> dict[str, A
         metrics.add_metric(name=type(exc).__name__, unit=MetricUnit.Count, value=1)
         logger.warning("manifest rejected", extra={"error": type(exc).__name__, "problems": str(exc).splitlines()})
         raise
+    if plan.map_mode == "DISTRIBUTED" and plan.items_key:  # the Distributed Map reads its items from here
+        aws.client("s3").put_object(Bucket=event.bucket, Key=plan.items_key, Body=plan.items_json(),
+                                    ContentType="application/json")
     metrics.add_metric(name="ManifestAccepted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="PlannedJobs", unit=MetricUnit.Count, value=plan.totals.jobs)
     logger.info("manifest planned", extra={"jobs": plan.totals.jobs, "child_jobs": plan.totals.child_jobs})

@@ -91,7 +91,7 @@ def test_item_matches_the_internals_example(seed_plan: dict) -> None:
 def test_totals_and_estimates(seed_plan: dict) -> None:
     totals = seed_plan["totals"]
     assert totals["child_jobs"] == 40 and totals["history_limit"] == 25_000
-    assert totals["state_transitions"] == 7 + 3 * 40 and totals["history_events"] == 27 + 12 * 40
+    assert totals["state_transitions"] == 8 + 3 * 40 and totals["history_events"] == 29 + 12 * 40
     cost = totals["cost_estimate_usd"]
     assert cost["vcpu_hours_at_timeout"] == 40 * 4 * 2
     assert cost["compute_on_demand_at_timeout"] == pytest.approx(320 * 0.048)

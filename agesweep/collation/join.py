@@ -129,9 +129,11 @@ class Collector:
     jobs: list[SliceJob] = field(default_factory=list)
 
 
-def kept_metrics(found: JobMetrics) -> JobMetrics:
-    """The metrics a slice keeps: the trainer's figures the job wrote, without ids or lineage."""
-    return JobMetrics(**{k: getattr(found, k) for k in KEPT_METRICS if k in found.model_fields_set})
+def kept_metrics(found: JobMetrics, *, extra: bool = False) -> JobMetrics:
+    """The metrics a slice keeps: the trainer's figures the job wrote, without ids or lineage; with
+    ``extra`` (an own job's, whose figures are its own) every other member it wrote too."""
+    kept = {k: getattr(found, k) for k in KEPT_METRICS if k in found.model_fields_set}
+    return JobMetrics(**kept, **(found.model_extra or {} if extra else {}))
 
 
 def slice_outcome(
@@ -165,7 +167,7 @@ def slice_outcome(
         log_stream=facts.log_stream,
         log_url=job_log_url(into.log_group, facts.log_stream, into.region, facts.job_id, facts.attempts),
         reclaims=facts.reclaims,
-        metrics=kept_metrics(found) if found else None,
+        metrics=kept_metrics(found, extra=item is not None and item.age is None) if found else None,
         metrics_lineage=(found.lineage or Lineage()) if found else None,
         suspect=bool(reasons),
         suspect_reasons=reasons,

@@ -231,3 +231,20 @@ def test_collate_run_writes_the_point_files(s3: Any) -> None:
     assert summary["failed_points"] == [{"variable": "tp", "window": W2}]
     text = s3.get_object(Bucket="stack-bucket", Key=f"runs/{RUN_ID}/retry-manifest.yaml")["Body"].read().decode()
     assert not text.startswith("# WARNING") and retried_points(text) == [{"variable": "tp", "window": W2}]
+
+
+def test_the_batch_alert_of_an_own_job_names_its_point() -> None:
+    from pathlib import Path
+
+    from agesweep import alerts
+
+    event = json.loads((Path(__file__).resolve().parents[2] / "events" / "batch_job_failed.json").read_text())
+    detail = event["detail"]
+    detail["parameters"] = {"run_id": RUN_ID, "variable": "tp", "window_start": "2020-01-31", "window_end": "2020-02-29"}
+    detail["tags"] = {"agesweep:run_id": RUN_ID, "agesweep:variable": "tp", "agesweep:window": W2}
+    alert = alerts.batch_job_failed(event)
+    assert alert is not None
+    assert alert.subject.startswith("agesweep job failed: variable tp, window 2020-01-31_2020-02-29, run")
+    lines = alert.message.splitlines()
+    assert f"Point: variable tp, window {W2}" in lines and not any(line.startswith("Age:") for line in lines)
+    assert "this point and" in alert.message

@@ -27,6 +27,8 @@ _SERIES_COLORS = (PLOT_COLOR, "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377
 Point = tuple[float, float | None, float | None]  # (x: the age or the axis value, held-out c-index, final loss)
 Series = dict[str, list[Point]]  # slice label (or, with named axes, the other axes' values) -> its points
 _PANELS = (("Held-out c-index", 1), ("Final loss", 2))
+TRAINER_METRICS = ("heldout_c_index", "final_loss")
+_TITLES = {"heldout_c_index": "Held-out c-index", "final_loss": "Final loss"}
 
 
 def slice_order(label: str) -> tuple[Any, ...]:
@@ -89,15 +91,34 @@ def _with_gaps(points: Sequence[tuple[float, float]], ages: Sequence[float]) -> 
     return list(ages), [by_age.get(age, math.nan) for age in ages]
 
 
-def plot_series(summary: Summary, x: XAxis | None = None) -> Series:
-    """The succeeded slices' metrics, one series per slice label (with named axes: per value of the other axes)."""
+def plotted_metrics(summary: Summary) -> tuple[str, ...]:
+    """The two metrics plotted: the trainer's c-index and final loss; an own job's first two numeric
+    metrics (those two first, if it wrote them)."""
+    if not summary.axes or any(a.age is not None for a in summary.ages):
+        return TRAINER_METRICS
+    names: dict[str, None] = {}
+    for s in summary.slices():
+        written = s.metrics.model_dump(exclude_unset=True) if s.metrics else {}
+        names.update({k: None for k, v in written.items() if isinstance(v, int | float) and not isinstance(v, bool)})
+    ordered = [n for n in TRAINER_METRICS if n in names] + [n for n in names if n not in TRAINER_METRICS]
+    return (*ordered, *TRAINER_METRICS)[:2] if len(ordered) < 2 else tuple(ordered[:2])
+
+
+def _value(s: SliceOutcome, name: str) -> float | None:
+    value = s.metrics.model_dump(exclude_unset=True).get(name) if s.metrics else None
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def plot_series(summary: Summary, x: XAxis | None = None, metrics: Sequence[str] = TRAINER_METRICS) -> Series:
+    """The succeeded slices' metrics (two of them: `metrics`), one series per slice label (with
+    named axes: per value of the other axes)."""
     x = x or x_axis(summary)
     sliced = len({s.slice_label for s in summary.slices()}) > 1
     series: Series = {}
     for s in summary.slices():
         at = x.of(s)
         if at is not None and s.succeeded and s.metrics and s.metrics.model_fields_set:  # a job that wrote some metrics
-            series.setdefault(series_label(s, x, sliced), []).append((at, s.metrics.heldout_c_index, s.metrics.final_loss))
+            series.setdefault(series_label(s, x, sliced), []).append((at, _value(s, metrics[0]), _value(s, metrics[1])))
     return series
 
 
@@ -181,10 +202,12 @@ def plot_png(summary: Summary) -> bytes:
     from matplotlib.ticker import MaxNLocator
 
     x = x_axis(summary)
-    series = plot_series(summary, x)
+    metrics = plotted_metrics(summary)
+    series = plot_series(summary, x, metrics)
     run_x, failed_x = _positions(summary, x)
     fig, axes = plt.subplots(2, 1, figsize=(9, 6.4), dpi=100, sharex=True)
-    for ax, (title, column) in zip(axes, _PANELS, strict=True):
+    panels = [(_TITLES.get(name, name), column) for name, (_, column) in zip(metrics, _PANELS, strict=True)]
+    for ax, (title, column) in zip(axes, panels, strict=True):
         _draw_panel(ax, title, column, series, failed_x, run_x, x.name, v1=not summary.axes)
     if x.categories:
         axes[-1].set_xticks(list(x.categories.values()), list(x.categories), rotation=30, ha="right", fontsize=7)

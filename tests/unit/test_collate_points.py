@@ -248,3 +248,17 @@ def test_the_batch_alert_of_an_own_job_names_its_point() -> None:
     lines = alert.message.splitlines()
     assert f"Point: variable tp, window {W2}" in lines and not any(line.startswith("Age:") for line in lines)
     assert "this point and" in alert.message
+
+
+def test_an_own_jobs_plot_shows_its_own_metrics_against_its_first_numeric_axis() -> None:
+    from agesweep import report_plots
+
+    _, summary = own_summary({TP_W2})
+    assert report_plots.plotted_metrics(summary) == ("final_loss", "rmse")
+    assert report_plots.x_axis(summary) == report_plots.XAxis("variable", {"t2m": 0, "tp": 1})
+    series = report_plots.plot_series(summary, report_plots.x_axis(summary), ("rmse", "final_loss"))
+    assert series == {f"window {W1}": [(0.0, 0.0, 1.0), (1.0, pytest.approx(0.2), 3.0)], f"window {W2}": [(0.0, 0.1, 2.0)]}
+    for a in summary.ages:  # a numeric axis wins over the first one
+        a.point = {"threshold": str(len(a.job_name) % 3), **a.point}
+    summary.axes = ["threshold", *summary.axes]
+    assert report_plots.x_axis(summary).name == "threshold"

@@ -252,11 +252,16 @@ def failures_of(slices: Sequence[SliceOutcome]) -> list[Failure]:
 
 
 def missing_metrics_notes(slices: Sequence[SliceOutcome]) -> list[str]:
-    return [
-        f"{where(s.point, s.age, s.start_index, s.end_index, sep=' ')}: succeeded but no metrics JSON was found"
-        for s in slices
-        if s.succeeded and s.metrics is None
-    ]
+    """A note per trainer job that wrote no metrics; one for all an own job's points (metrics are optional there)."""
+    missing = [s for s in slices if s.succeeded and s.metrics is None]
+    own = [s for s in missing if s.age is None]
+    notes = [f"{where(s.point, s.age, s.start_index, s.end_index, sep=' ')}: succeeded but no metrics JSON was found"
+             for s in missing if s.age is not None]
+    if own:
+        first = where(own[0].point, None, 0, 0)
+        notes.append(f"{len(own)} succeeded point{'s' if len(own) > 1 else ''} wrote no JSON under "
+                     f"<results_uri>metrics/ ({first}{', ...' if len(own) > 1 else ''})")
+    return notes
 
 
 def run_window(facts: Sequence[JobFacts]) -> tuple[float | None, float | None, float | None]:

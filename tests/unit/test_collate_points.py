@@ -262,3 +262,9 @@ def test_an_own_jobs_plot_shows_its_own_metrics_against_its_first_numeric_axis()
         a.point = {"threshold": str(len(a.job_name) % 3), **a.point}
     summary.axes = ["threshold", *summary.axes]
     assert report_plots.x_axis(summary).name == "threshold"
+
+
+def test_own_points_without_metrics_get_one_note() -> None:
+    plan = planned(OWN)
+    summary = join.collate(plan, results(plan, {TP_W2}), {}, {}, {})
+    assert summary.notes == [f"3 succeeded points wrote no JSON under <results_uri>metrics/ (variable t2m, window {W1}, ...)"]

@@ -27,7 +27,7 @@ from agesweep.exit_codes import ExitCode
 from agesweep.manifest import parse_manifest
 from agesweep.manifest_source import read_manifest_file
 from agesweep.operations.status import eta_seconds
-from agesweep.points import short_label
+from agesweep.points import jobs_unit, short_label
 from agesweep.text import format_metric
 
 if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands start fast
@@ -152,9 +152,12 @@ def results_table(summary: Summary, *, wide: bool = False) -> Table:
 
 def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> None:
     summary_file = result.run_dir / "summary.json"
+    unit = "(age, slice)"
     if summary_file.exists():
         summary = Summary.model_validate_json(summary_file.read_bytes())
         console.print(results_table(summary, wide=not console.is_terminal))
+        if summary.axes:
+            unit = f"({jobs_unit(summary).replace('one per point', 'point')})"
     for note in result.notifications:
         console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
     if result.error == "ManifestRejected":
@@ -162,7 +165,7 @@ def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> No
     elif result.collated:
         c = result.collated
         console.print(
-            f"[bold]{c.succeeded} of {c.total} (age, slice) jobs succeeded, {c.failed} failed[/bold] "
+            f"[bold]{c.succeeded} of {c.total} {unit} jobs succeeded, {c.failed} failed[/bold] "
             f"in {result.wall_s:.1f}s ({result.history_events} Step Functions history events)."
         )
     else:

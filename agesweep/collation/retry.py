@@ -129,14 +129,16 @@ def point_groups(points: Sequence[Values]) -> list[tuple[str, list[list[str]]]]:
         product *= len(values)
     if product == len(set(points)):
         return [("product", distinct)]
-    groups: list[list[Values]] = []
+    groups: list[tuple[list[Values], list[set[tuple[str, str]]]]] = []  # (points, each axis's values used)
     for point in points:
-        home = next((g for g in groups if all(v not in {p[i] for p in g} for i, v in enumerate(point))), None)
+        home = next((g for g in groups if all(v not in used for v, used in zip(point, g[1], strict=True))), None)
         if home is None:
-            groups.append([point])
-        else:
-            home.append(point)
-    return [("zip", _columns(g)) for g in groups]
+            home = ([], [set() for _ in point])
+            groups.append(home)
+        home[0].append(point)
+        for value, used in zip(point, home[1], strict=True):
+            used.add(value)
+    return [("zip", _columns(g)) for g, _ in groups]
 
 
 def _named(base: str, n: int, count: int) -> str:

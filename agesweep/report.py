@@ -16,7 +16,8 @@ from html import escape
 from typing import Any
 
 from agesweep.contracts import JobMetrics, ResourceUse, SliceOutcome, Summary
-from agesweep.report_plots import loss_png, plot_png
+from agesweep.points import jobs_unit, point_label, short_label, where
+from agesweep.report_plots import loss_png, plot_png, x_axis
 from agesweep.settings import local_mode
 from agesweep.text import (
     asked_used_text,
@@ -110,12 +111,12 @@ def training_html(summary: Summary) -> str:
     suspects = [s for s in summary.slices() if s.suspect]
     if suspects:
         items = "".join(
-            f'<li><span class="suspect">age {s.age} slice {escape(s.slice_label)}</span>: '
+            f'<li><span class="suspect">{escape(where(s.point, s.age, s.start_index, s.end_index, sep=" "))}</span>: '
             f"{escape('; '.join(s.suspect_reasons))}</li>"
             for s in suspects
         )
-        ages = escape(format_ages(summary.suspect_ages))
-        parts.append(f'<p class="suspect">Suspect training: ages {ages}</p><ul id="suspects">{items}</ul>')
+        which = f"ages {escape(format_ages(summary.suspect_ages))}" if not summary.axes else f"{len(suspects)} jobs"
+        parts.append(f'<p class="suspect">Suspect training: {which}</p><ul id="suspects">{items}</ul>')
     else:
         parts.append("<p>No job's training looks suspect.</p>")
     return "".join(parts)
@@ -193,18 +194,25 @@ def _grid_cell(s: SliceOutcome | None) -> str:
     return f'<td class="{_cell_class(s.status)}" title="{title}">{text}</td>'
 
 
+def _first_column(summary: Summary) -> str:
+    return "point" if summary.axes else "age"
+
+
 def status_grid_html(summary: Summary) -> str:
+    """One row per item (age, or point), one column per slice (an own job's: its one status)."""
     labels: list[str] = []
     for s in summary.slices():
         if s.slice_label not in labels:
             labels.append(s.slice_label)
-    head = "".join(f"<th>slice {escape(label)}</th>" for label in labels)
+    own = bool(summary.axes) and all(a.age is None for a in summary.ages)
+    head = "<th>status</th>" if own else "".join(f"<th>slice {escape(label)}</th>" for label in labels)
     rows = []
     for age in summary.ages:
         by_label = {s.slice_label: s for s in age.slices}
         cells = "".join(_grid_cell(by_label.get(label)) for label in labels)
-        rows.append(f"<tr><th>{age.age}</th>{cells}</tr>")
-    return f'<table class="grid"><thead><tr><th>age</th>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+        rows.append(f"<tr><th>{escape(short_label(age.point, age.age) or age.job_name)}</th>{cells}</tr>")
+    return (f'<table class="grid"><thead><tr><th>{_first_column(summary)}</th>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
 
 
 def _tail_html(lines: list[str]) -> str:
@@ -218,12 +226,14 @@ def failures_html(summary: Summary) -> str:
     for f in summary.failures:
         link = f'<a href="{escape(f.log_url, quote=True)}">log</a>' if f.log_url else "no log stream"
         rows.append(
-            f"<tr><td>{f.age}</td><td>{f.start_index}-{f.end_index}</td><td>{escape(f.status)}</td>"
+            f"<tr><td>{escape(short_label(f.point, f.age))}</td>"
+            f"<td>{'' if f.age is None else f'{f.start_index}-{f.end_index}'}</td><td>{escape(f.status)}</td>"
             f"<td>{escape(f.reason)}{_tail_html(f.log_tail)}</td><td>{'' if f.exit_code is None else f.exit_code}</td>"
             f"<td>{f.attempts}</td><td>{escape(f.capacity or '')}</td><td>{f.reclaims}</td><td>{link}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>age</th><th>slice</th><th>status</th><th>reason (last lines of the log)</th><th>exit</th>"
+        f"<table><thead><tr><th>{_first_column(summary)}</th><th>slice</th><th>status</th>"
+        "<th>reason (last lines of the log)</th><th>exit</th>"
         f"<th>attempts</th><th>capacity</th><th>reclaims</th><th>log</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
@@ -234,10 +244,12 @@ def capacity_html(summary: Summary) -> str:
     if not touched:
         return "<p>No spot reclaims; every item ran on the spot-first queue.</p>"
     rows = "".join(
-        f"<tr><td>{a.age}</td><td>{escape(a.status)}</td><td>{escape(a.capacity)}</td><td>{a.reclaims}</td></tr>"
+        f"<tr><td>{escape(short_label(a.point, a.age) or a.job_name)}</td><td>{escape(a.status)}</td>"
+        f"<td>{escape(a.capacity)}</td><td>{a.reclaims}</td></tr>"
         for a in touched
     )
-    return f"<table><thead><tr><th>age</th><th>status</th><th>finished on</th><th>reclaims</th></tr></thead><tbody>{rows}</tbody></table>"
+    head = f"<th>{_first_column(summary)}</th><th>status</th><th>finished on</th><th>reclaims</th>"
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 
 
 def metrics_table_html(summary: Summary) -> str:
@@ -245,7 +257,8 @@ def metrics_table_html(summary: Summary) -> str:
     for s in summary.slices():
         m = s.metrics or JobMetrics()
         rows.append(
-            f"<tr><td>{s.age}</td><td>{s.slice_label}</td><td class=\"{_cell_class(s.status)}\">{escape(s.status)}</td>"
+            f"<tr><td>{escape(short_label(s.point, s.age))}</td><td>{s.slice_label if s.age is not None else ''}</td>"
+            f"<td class=\"{_cell_class(s.status)}\">{escape(s.status)}</td>"
             f"<td>{format_metric(m.heldout_c_index_initial)}</td><td>{format_metric(m.heldout_c_index)}</td>"
             f"<td>{format_metric(m.final_loss)}</td>"
             f"<td>{'suspect' if s.suspect else ''}</td>"
@@ -256,11 +269,30 @@ def metrics_table_html(summary: Summary) -> str:
             f"<td class=\"code\">{escape(s.job_id or '')}</td></tr>"
         )
     return (
-        "<table><thead><tr><th>age</th><th>slice</th><th>status</th><th>c-index initial</th><th>c-index</th>"
+        f"<table><thead><tr><th>{_first_column(summary)}</th><th>slice</th><th>status</th><th>c-index initial</th><th>c-index</th>"
         "<th>final loss</th><th>training</th><th>patients</th><th>epochs</th><th>peak memory</th><th>CPU s</th>"
         "<th>duration</th><th>attempts</th><th>job id</th></tr></thead>"
         f"<tbody>{''.join(rows)}</tbody></table>"
     )
+
+
+def _scope_html(summary: Summary, ages: Sequence[int]) -> str:
+    """`ages 40-79`; with named axes, each axis's number of values (and the ages, if any)."""
+    if not summary.axes:
+        return f"ages {escape(format_ages(ages))}"
+    counts = ", ".join(f"{escape(n)} ({len({a.point.get(n) for a in summary.ages})} values)" for n in summary.axes)
+    return f"axes {counts}" + (f"; ages {escape(format_ages(ages))}" if ages else "")
+
+
+def _failed_points_html(summary: Summary) -> str:
+    """The failed points in words (a run with named axes)."""
+    if not summary.axes or not summary.failed_points:
+        return ""
+    items = "".join(
+        f"<li>{escape(point_label({k: v for k, v in p.items() if k != 'age'}, int(p['age']) if 'age' in p else None))}</li>"
+        for p in summary.failed_points
+    )
+    return f'<p>Failed points ({len(summary.failed_points)}):</p><ul id="failed-points">{items}</ul>'
 
 
 def render_report(summary: Summary, uris: Mapping[str, str] | None = None) -> str:
@@ -284,7 +316,8 @@ def render_report(summary: Summary, uris: Mapping[str, str] | None = None) -> st
         for key, label in (("summary_uri", "Summary"), ("retry_manifest_uri", "Retry manifest"))
         if uris.get(key)
     )
-    ages = sorted({a.age for a in summary.ages})
+    ages = sorted({a.age for a in summary.ages if a.age is not None})
+    against = x_axis(summary).name
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -293,17 +326,19 @@ def render_report(summary: Summary, uris: Mapping[str, str] | None = None) -> st
 <body><main>
 <h1>agesweep run <span class="code">{escape(summary.run_id)}</span></h1>
 <p><span class="verdict {css}">{verdict}</span>
-{summary.succeeded} succeeded / {summary.failed} failed of {summary.total} jobs (age &times; slice);
-ages {escape(format_ages(ages))}; {summary.failed_percent:.3g}% failed, {summary.tolerated_failure_percent:g}% tolerated.</p>
+{summary.succeeded} succeeded / {summary.failed} failed of {summary.total} jobs ({jobs_unit(summary, "&times;")});
+{_scope_html(summary, ages)}; {summary.failed_percent:.3g}% failed, {summary.tolerated_failure_percent:g}% tolerated.</p>
+{_failed_points_html(summary)}
 <h2>Run</h2>
 <table class="lineage"><tbody>{lineage_rows}</tbody></table>
-<h2>Metrics against age</h2>
-<figure><img id="metrics-plot" alt="Held-out c-index and final loss against age" src="data:image/png;base64,{png}"></figure>
+<h2>Metrics against {escape(against)}</h2>
+<figure><img id="metrics-plot" alt="Held-out c-index and final loss against {escape(against, quote=True)}"
+ src="data:image/png;base64,{png}"></figure>
 <h2>Resources: asked and used</h2>
 {resources_html(summary)}
 <h2>Training</h2>
 {training_html(summary)}
-<h2>Status (ages &times; slices)</h2>
+<h2>Status ({_first_column(summary)}s &times; slices)</h2>
 {status_grid_html(summary)}
 <h2>Failures</h2>
 {failures_html(summary)}

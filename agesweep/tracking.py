@@ -15,6 +15,7 @@ from typing import Any
 
 from agesweep import aws
 from agesweep.contracts import CollateOutput, Plan, PlanItem
+from agesweep.points import point_label
 
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
@@ -22,9 +23,10 @@ TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED"})
 
 @dataclass
 class AgeProgress:
-    """One age of a sweep: its (array) job and, for arrays, its children's status counts."""
+    """One item of a sweep (an age, or a point of named axes): its (array) job and, for arrays,
+    its children's status counts."""
 
-    age: int
+    age: int | None
     job_name: str
     array_size: int
     status: str = "NOT SUBMITTED"
@@ -36,11 +38,12 @@ class AgeProgress:
     status_reason: str | None = None
     log_stream: str | None = None
     children: dict[str, int] = field(default_factory=dict)
+    point: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, item: PlanItem, job: dict[str, Any] | None = None) -> AgeProgress:
         """The row of one plan item, filled from its described Batch job when it has one."""
-        row = cls(age=item.age, job_name=item.job_name, array_size=item.array_size)
+        row = cls(age=item.age, job_name=item.job_name, array_size=item.array_size, point=dict(item.point))
         if job is not None:
             row.status = job["status"]
             row.job_id = job["jobId"]
@@ -59,6 +62,16 @@ class AgeProgress:
             return None
         end = self.stopped_at if self.stopped_at is not None else (now or time.time())
         return max(0.0, end - self.started_at)
+
+    @property
+    def short(self) -> str:
+        """A table cell: the bare age (`60`) of a v1 run, else the point in words."""
+        return str(self.age) if not self.point and self.age is not None else self.label
+
+    @property
+    def label(self) -> str:
+        """`age 60`, or the point in words (`variable t2m, window 2020-01-01_2020-01-30`)."""
+        return point_label(self.point, self.age) or self.job_name
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "elapsed_s": self.elapsed_s()}

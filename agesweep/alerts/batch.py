@@ -1,4 +1,4 @@
-"""The alert for a failed Batch job: which run, which age and slice, which attempt, why, the log."""
+"""The alert for a failed Batch job: which run, which age and slice (or point), which attempt, why, the log."""
 
 from __future__ import annotations
 
@@ -20,6 +20,16 @@ def _param_or_tag(job: JobDescription, param: str, tag: str) -> str | None:
     if value in (None, "", "none"):
         value = job.tags.get(tag)
     return value or None
+
+
+# agesweep's own tags; every other `agesweep:<name>` tag is an axis value of the job's point (agesweep.plan.point_tags)
+_OWN_TAGS = frozenset({"run_id", "manifest_sha256", "age", "slice"})
+
+
+def point_of(job: JobDescription) -> dict[str, str]:
+    """The job's axis values, from its `agesweep:<axis>` tags ({} for a v1 run's job)."""
+    return {k.removeprefix("agesweep:"): v for k, v in job.tags.items()
+            if k.startswith("agesweep:") and k.removeprefix("agesweep:") not in _OWN_TAGS}
 
 
 def _slice_of(job: JobDescription) -> str | None:
@@ -122,13 +132,15 @@ def batch_job_failed(
     age = _param_or_tag(job, "age", "agesweep:age")
     slice_label = _slice_of(job)
     index = job.arrayProperties.index
-    what = f"age {age}" if age else "a job"
+    point = point_of(job)
+    what = ", ".join([*(f"{k} {v}" for k, v in point.items()), *([f"age {age}"] if age else [])]) or "a job"
     lines = [
         f"A Batch job of run {run_id or '(unknown run)'} failed: {what}"
         + (f", patients {slice_label}" if slice_label else "") + ".",
         "",
         f"Run: {run_id or 'unknown (no run_id parameter or agesweep:run_id tag)'}",
-        f"Age: {age or 'unknown'}",
+        *([f"Point: {', '.join(f'{k} {v}' for k, v in point.items())}"] if point else []),
+        *([f"Age: {age or 'unknown'}"] if age or not point else []),
     ]
     if slice_label:
         lines.append(f"Slice: {slice_label}" + (f" (array child {index})" if index is not None else ""))
@@ -144,7 +156,8 @@ def batch_job_failed(
     lines.append(f"Log: {link}" if link else "Log: none (the job never started a container)")
     lines += _tail_lines(log_tail(logs, log_group, stream))
     lines += _attempt_lines(job) + _job_lines(job, region)
-    lines += ["", "The sweep goes on with the other ages. When it finishes, its summary lists this age and "
+    unit = "point" if point else "age"
+    lines += ["", f"The sweep goes on with the other {unit}s. When it finishes, its summary lists this {unit} and "
               f"runs/{run_id or '<run_id>'}/retry-manifest.yaml reruns it (a cancelled run writes none)."]
     subject = subject_line(f"agesweep job failed: {what}, run {run_id or 'unknown'}")
     return Alert(subject=subject, message="\n".join(lines) + "\n", run_id=run_id)

@@ -56,12 +56,21 @@ def _headline(run_id: str, status: str, error: str | None, state: str | None) ->
     return f"Run {run_id} failed{where}" + (f": {error}" if error else "") + "."
 
 
+_OWN_TAGS = frozenset({"agesweep:run_id", "agesweep:manifest_sha256", "agesweep:age", "agesweep:slice"})
+
+
 def _job_age(text: Any) -> str | None:
+    """A submitted job's age (`51`), or its point in words from its `agesweep:<axis>` tags (an own job)."""
     parsed = loads_json(text)
     if not isinstance(parsed, dict):
         return None
     params = parsed.get("Parameters") or parsed.get("parameters") or {}
     age = params.get("age") if isinstance(params, dict) else None
+    tags = parsed.get("Tags") or parsed.get("tags") or {}
+    point = [f"{k.removeprefix('agesweep:')} {v}" for k, v in tags.items()
+             if k.startswith("agesweep:") and k not in _OWN_TAGS] if isinstance(tags, dict) else []
+    if point:
+        return " ".join([", ".join(point), *([f"age {age}"] if age is not None else [])])
     return str(age) if age is not None else None
 
 
@@ -81,7 +90,8 @@ def cancelled_lines(history: Iterable[Mapping[str, Any]]) -> list[str]:
             if age is not None:
                 ended.add(age)
     cut = [age for age in started if age not in ended]
-    lines = ["", f"Cancelled: {len(cut)} age{'s' if len(cut) != 1 else ''} in flight"
+    unit = "age" if all(age.isdigit() for age in [*started, *ended]) else "job"
+    lines = ["", f"Cancelled: {len(cut)} {unit}{'s' if len(cut) != 1 else ''} in flight"
              + (f" ({', '.join(cut[:40])})" if cut else "") + f"; {len(ended)} had finished before the stop.",
              "Their Batch jobs were terminated; each one's own alert is silent, this is the only message.",
              "No summary, report or retry manifest was written (the run did not reach CollateResults).",

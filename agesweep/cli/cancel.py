@@ -17,7 +17,7 @@ from agesweep.tracking import AgeProgress
 
 def _confirm(execution: Execution, unfinished: list[AgeProgress]) -> None:
     """Ask on stderr; declined: nothing is cancelled, exit 0 (1 means "ages failed")."""
-    ages = ", ".join(f"{row.age} ({row.status})" for row in unfinished) or "none submitted yet"
+    ages = ", ".join(f"{row.short} ({row.status})" for row in unfinished) or "none submitted yet"
     question = (
         f"Cancel run {execution.run_id} ({execution.status}): stop the execution and terminate "
         f"{len(unfinished)} unfinished job(s) — ages {ages}?"
@@ -32,7 +32,7 @@ def _print_result(result: CancelResult) -> None:
     stopped = "execution stopped (ABORTED)" if result.stopped else f"execution already {result.execution_status}"
     console.print(f"[bold]run {result.run_id}[/]: " + stopped)
     for job in result.terminated:
-        console.print(f"  terminated age {job.age} job {job.job_id} (was {job.status})", markup=False)
+        console.print(f"  terminated {job.label or f'age {job.age}'} job {job.job_id} (was {job.status})", markup=False)
     if not result.terminated:
         console.print("  no job was running or queued", markup=False)
 

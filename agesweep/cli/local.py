@@ -27,6 +27,7 @@ from agesweep.exit_codes import ExitCode
 from agesweep.manifest import parse_manifest
 from agesweep.manifest_source import read_manifest_file
 from agesweep.operations.status import eta_seconds
+from agesweep.points import jobs_unit, short_label
 from agesweep.text import format_metric
 
 if TYPE_CHECKING:  # moto is imported only when local mode runs: other commands start fast
@@ -112,7 +113,7 @@ class ChangeLines:
     def __init__(self, console: Console) -> None:
         self.console = console
         self.execution = ""
-        self.ages: dict[tuple[int, str], str] = {}
+        self.ages: dict[tuple[int | None, str], str] = {}
 
     def __call__(self, progress: Progress) -> None:
         elapsed = f"{time.time() - progress.started:6.0f}s"
@@ -122,7 +123,7 @@ class ChangeLines:
         for row in progress.rows:
             if self.ages.get((row.age, row.job_name)) != row.status:
                 reason = f" ({row.status_reason})" if row.status == "FAILED" and row.status_reason else ""
-                self.console.print(f"{elapsed} age {row.age} {row.status}{reason}", markup=False)
+                self.console.print(f"{elapsed} {row.label} {row.status}{reason}", markup=False)
                 self.ages[(row.age, row.job_name)] = row.status
 
 
@@ -130,7 +131,7 @@ def results_table(summary: Summary, *, wide: bool = False) -> Table:
     """One row per (age, slice) of the collated summary, with the headline metrics; `wide`
     (piped output) never cuts the reason."""
     table = Table(title=f"run {summary.run_id}", show_edge=False, pad_edge=False)
-    for column in ("age", "slice", "status", "attempts", "duration", "held-out C", "final loss", "reason"):
+    for column in ("point" if summary.axes else "age", "slice", "status", "attempts", "duration", "held-out C", "final loss", "reason"):
         if column == "reason" and wide:
             table.add_column(column, overflow="fold")
         elif column == "reason":
@@ -141,7 +142,7 @@ def results_table(summary: Summary, *, wide: bool = False) -> Table:
         c_index = part.metrics.heldout_c_index if part.metrics else None
         loss = part.metrics.final_loss if part.metrics else None
         table.add_row(
-            str(part.age), part.slice_label, styled(part.status),
+            short_label(part.point, part.age), part.slice_label if part.age is not None else "", styled(part.status),
             str(part.attempts or ""), fmt_elapsed(part.duration_s),
             format_metric(c_index), format_metric(loss),
             (part.status_reason or "") if wide else (part.status_reason or "")[:50],
@@ -151,9 +152,12 @@ def results_table(summary: Summary, *, wide: bool = False) -> Table:
 
 def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> None:
     summary_file = result.run_dir / "summary.json"
+    unit = "(age, slice)"
     if summary_file.exists():
         summary = Summary.model_validate_json(summary_file.read_bytes())
         console.print(results_table(summary, wide=not console.is_terminal))
+        if summary.axes:
+            unit = f"({jobs_unit(summary).replace('one per point', 'point')})"
     for note in result.notifications:
         console.print(Panel(note["message"], title=f"SNS: {note['subject']}", expand=False))
     if result.error == "ManifestRejected":
@@ -161,7 +165,7 @@ def print_result(console: Console, result: LocalRunResult, data_dir: Path) -> No
     elif result.collated:
         c = result.collated
         console.print(
-            f"[bold]{c.succeeded} of {c.total} (age, slice) jobs succeeded, {c.failed} failed[/bold] "
+            f"[bold]{c.succeeded} of {c.total} {unit} jobs succeeded, {c.failed} failed[/bold] "
             f"in {result.wall_s:.1f}s ({result.history_events} Step Functions history events)."
         )
     else:
@@ -179,7 +183,7 @@ def print_failed_logs(console: Console, stack: LocalCloud, result: LocalRunResul
     for row in result.rows:
         if row.status == "FAILED" and row.job_id:
             for path in stack.batch.log_paths(row.job_id):
-                console.print(f"age {row.age} failed; its log: {path}", highlight=False, markup=False, soft_wrap=True)
+                console.print(f"{row.label} failed; its log: {path}", highlight=False, markup=False, soft_wrap=True)
 
 
 def check_simulated_ages(console: Console, manifest: Path, ages: list[int]) -> None:

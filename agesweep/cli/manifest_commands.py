@@ -92,11 +92,11 @@ def resource_text(item: PlanItem, kind: str, default: str) -> str:
 
 def plan_table(plan: Plan, settings: Settings) -> Table:
     table = Table(title=f"Plan for {plan.run_name} (run id {plan.run_id})", title_justify="left")
-    for column in ("age", "job name", "array size", "slices", "vCPU", "memory MiB", "output folder"):
+    for column in ("point" if plan.axes else "age", "job name", "array size", "slices", "vCPU", "memory MiB", "output folder"):
         table.add_column(column, justify="left" if column in {"job name", "slices", "output folder"} else "right", overflow="fold")
     for item in plan.items:
         table.add_row(
-            str(item.age),
+            str(item.age) if item.age is not None else item.label(),
             item.job_name,
             str(item.array_size or "-"),
             slices_text(item),

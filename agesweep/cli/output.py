@@ -145,10 +145,12 @@ def rows_that_fit(rows: list[AgeProgress], room: int) -> tuple[list[AgeProgress]
     if len(rows) <= room:
         return rows, None
     keep = max(0, room - 1)  # one line for the summary
-    kept = sorted(sorted(rows, key=lambda r: (_KEEP_ORDER.get(r.status, 2), r.age))[:keep], key=lambda r: r.age)
+    order = {id(row): n for n, row in enumerate(sorted(rows, key=lambda r: -1 if r.age is None else r.age))}
+    kept = sorted(sorted(rows, key=lambda r: (_KEEP_ORDER.get(r.status, 2), order[id(r)]))[:keep], key=lambda r: order[id(r)])
     shown = {id(row) for row in kept}
     hidden = Counter(row.status for row in rows if id(row) not in shown)
-    summary = f"… {sum(hidden.values())} more ages not shown: " + ", ".join(
+    what = "points" if any(row.point for row in rows) else "ages"
+    summary = f"… {sum(hidden.values())} more {what} not shown: " + ", ".join(
         f"{status.lower()} {count}" for status, count in sorted(hidden.items())
     )
     return kept, summary
@@ -163,13 +165,14 @@ def age_table(
 ) -> Table:
     """age · status · attempt · elapsed · slices · reason; `details` adds started and a log link."""
     table = Table(show_edge=False, pad_edge=False, expand=False)
-    columns = ["age", "status", "attempt"] + (["started"] if details else []) + ["elapsed", "slices", "reason"]
+    first = "point" if any(row.point for row in rows) else "age"
+    columns = [first, "status", "attempt"] + (["started"] if details else []) + ["elapsed", "slices", "reason"]
     if details and log_link is not None:
         columns.append("log")
     for column in columns:
-        table.add_column(column, justify="right" if column in {"age", "attempt", "elapsed"} else "left")
+        table.add_column(column, justify="right" if column in {"age", "attempt", "elapsed"} else "left")  # a point: left
     for row in rows:
-        cells: list[str | Text] = [str(row.age), styled(row.status), str(row.attempts or "")]
+        cells: list[str | Text] = [row.short, styled(row.status), str(row.attempts or "")]
         if details:
             cells.append(fmt_time(row.started_at))
         cells += [fmt_elapsed(row.elapsed_s()), slice_counts(row), Text((row.status_reason or "")[:reason_width])]

@@ -55,7 +55,7 @@ def _stuck_view(status: RunStatus) -> list[Any]:
         asks = f"{job.vcpus:g} vCPU" if job.vcpus else "? vCPU"
         if job.memory_mib:
             asks += f", {job.memory_mib} MiB"
-        parts.append(Text(f"  age {job.age} ({job.job_id}) waiting {fmt_duration(job.waiting_s)}, asks {asks}; likely:"))
+        parts.append(Text(f"  {job.label or f'age {job.age}'} ({job.job_id}) waiting {fmt_duration(job.waiting_s)}, asks {asks}; likely:"))
         parts.extend(Text(f"    - {cause}") for cause in job.causes)
     parts.append(compute_environment_table(status.compute_environments))
     return parts
@@ -65,7 +65,8 @@ def _outcome_view(status: RunStatus) -> list[Any]:
     parts: list[Any] = []
     if status.collated:
         c = status.collated
-        parts.append(f"[bold]{c.succeeded} of {c.total} (age, slice) pairs succeeded, {c.failed} failed[/bold]")
+        what = "jobs" if any(row.point for row in status.rows) else "(age, slice) pairs"
+        parts.append(f"[bold]{c.succeeded} of {c.total} {what} succeeded, {c.failed} failed[/bold]")
     if status.rejection is not None:
         problems = status.rejection.problems
         count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
@@ -75,7 +76,9 @@ def _outcome_view(status: RunStatus) -> list[Any]:
     elif status.error or status.cause:
         parts.append(Text(f"{status.status}: {status.error or ''} {(status.cause or '')[:500]}".rstrip(), style="red"))
     if status.counts.get("FAILED"):
-        hint = f"failed ages' logs: agesweep logs {status.run_id} --age AGE; rerun them: agesweep retry {status.run_id}"
+        pick = "--point AXIS=VALUE,..." if any(row.point for row in status.rows) else "--age AGE"
+        which = "points'" if any(row.point for row in status.rows) else "ages'"
+        hint = f"failed {which} logs: agesweep logs {status.run_id} {pick}; rerun them: agesweep retry {status.run_id}"
         parts.append(Text(hint, style="dim"))
     return parts
 
@@ -86,7 +89,7 @@ def _tails_view(status: RunStatus) -> list[Any]:
     for row in status.rows:
         lines = status.log_tails.get(row.job_id or "")
         if lines:
-            parts.append(Text(f"age {row.age} failed ({row.status_reason or 'no reason'}); its log ends:", style="red"))
+            parts.append(Text(f"{row.label} failed ({row.status_reason or 'no reason'}); its log ends:", style="red"))
             parts.extend(Text(f"  | {line}") for line in lines)
     return parts
 
@@ -135,21 +138,21 @@ def status(
     raise typer.Exit(snapshot.exit_code)
 
 
-def _print_changes(console: Console, snapshot: RunStatus, last: dict[int, str], changed: dict[int, str]) -> None:
-    """One line per age whose status changed since the last snapshot (piped `watch`)."""
+def _print_changes(console: Console, snapshot: RunStatus, last: dict[str, str], changed: dict[str, str]) -> None:
+    """One line per age (or point) whose status changed since the last snapshot (piped `watch`)."""
     for row in snapshot.rows:
-        if row.age in changed:
+        if row.label in changed:
             reason = f" ({row.status_reason})" if row.status_reason and row.status == "FAILED" else ""
-            console.print(f"{fmt_time(time.time())} age {row.age}: {last.get(row.age, '-')} → {row.status}{reason}", markup=False)
+            console.print(f"{fmt_time(time.time())} {row.label}: {last.get(row.label, '-')} → {row.status}{reason}", markup=False)
 
 
 def _follow_piped(console: Console, snapshots: Iterator[RunStatus], as_json: bool) -> RunStatus | None:
     """Piped `watch`: status changes as lines (or JSON Lines); the full table once at the end."""
-    last: dict[int, str] = {}
+    last: dict[str, str] = {}
     last_execution = ""
     final: RunStatus | None = None
     for final in snapshots:
-        changed = {row.age: row.status for row in final.rows if last.get(row.age) != row.status}
+        changed = {row.label: row.status for row in final.rows if last.get(row.label) != row.status}
         if as_json:
             if changed or final.status != last_execution:
                 print_json(final.to_dict(), lines=True)

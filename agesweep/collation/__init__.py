@@ -1,4 +1,4 @@
-"""Collation of one run: what happened to every (age, slice), as one answer and one file to rerun.
+"""Collation of one run: what happened to every (point, age, slice), as one answer and one file to rerun.
 
 One concern per module:
 
@@ -9,7 +9,7 @@ One concern per module:
 * ``costs``   — the cost the run incurred: attempt seconds x capacity, plus transitions (pure);
 * ``trust``   — whether a job's training looks wrong, and why (pure);
 * ``render``  — summary.json, summary.csv, the SNS subject and message (pure);
-* ``retry``   — retry-manifest.yaml: the original manifest narrowed to the failed pairs (pure);
+* ``retry``   — retry-manifest.yaml: the original manifest narrowed to the failed pairs or points (pure);
 * ``store``   — the AWS reads (jobs, array children, metrics, the manifest) and the file writer;
 * ``run``     — collate_run(): the reads, the join and the writes, for the Lambda.
 """

@@ -1,8 +1,8 @@
 """The join: plan + the Map's iteration results + job facts + metrics -> one Summary.
 
 Pure: the AWS reads happen before (agesweep.collation.store), so every rule here is tested on
-fixtures. A plan item is one age: one Batch job (its slices share the job's facts) or one array
-job (child i trains slice i and has facts of its own).
+fixtures. A plan item is one point (an age, axis values, or both): one Batch job (its slices share
+the job's facts) or one array job (child i trains slice i and has facts of its own).
 """
 
 from __future__ import annotations
@@ -30,8 +30,11 @@ from agesweep.contracts import (
     Summary,
 )
 from agesweep.links import DEFAULT_LOG_GROUP, job_log_url
+from agesweep.points import PointKey, point_key, point_record, where
 
-MetricsKey = tuple[int, int, int]  # (age, start_index, end_index)
+TrainerKey = tuple[int, int, int]  # (age, start_index, end_index): a v1 run's metrics, one prefix for all
+# A point's metrics (its own prefix): (point key, start_index, end_index); an own job's span is (0, 0).
+MetricsKey = TrainerKey | tuple[PointKey, int, int]
 SUCCEEDED = "SUCCEEDED"
 NO_REASON = "failed (no reason recorded)"
 # The metrics a summary keeps of a job's metrics JSON (its lineage is kept apart).
@@ -59,17 +62,26 @@ def error_text(error: CaughtError | None, limit: int = 300) -> str | None:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def metrics_key_of(item: PlanItem | None, age: int | None, span: tuple[int, int]) -> MetricsKey:
+    """The key of one job's metrics: (age, start, end) without axis values, else the point's too."""
+    if age is not None and (item is None or not item.point):
+        return age, span[0], span[1]
+    return point_key(item.point if item else {}, age), span[0], span[1]
+
+
 def match_results(plan: Plan, results: Sequence[ItemResult | None]) -> list[tuple[PlanItem, ItemResult | None]]:
-    """Each plan item with its iteration's result: by job name, else by age when only one result has it."""
+    """Each plan item with its iteration's result: by job name, else (a v1 run's item, no axis
+    values) by age when only one result has it."""
     present = [r for r in results if r is not None]
     by_name = {r.job_name: r for r in present}
     by_age: dict[int, list[ItemResult]] = {}
     for r in present:
-        by_age.setdefault(r.age, []).append(r)
+        if r.age is not None:
+            by_age.setdefault(r.age, []).append(r)
     pairs: list[tuple[PlanItem, ItemResult | None]] = []
     for item in plan.items:
         result = by_name.get(item.job_name)
-        same_age = by_age.get(item.age, [])
+        same_age = by_age.get(item.age, []) if item.age is not None and not item.point else []
         if result is None and len(same_age) == 1:
             result = same_age[0]
         pairs.append((item, result))
@@ -87,10 +99,10 @@ class Iteration:
     error: CaughtError | None
 
 
-def iteration_of(result: ItemResult | None, jobs: Mapping[str, JobFacts]) -> Iteration:
+def iteration_of(result: ItemResult | None, jobs: Mapping[str, JobFacts], what: str = "age") -> Iteration:
     """The item's verdict: the described job (else the Catch's job description), status and reason."""
     if result is None:
-        return Iteration("MISSING", "no result from the state machine for this age", None, None, None)
+        return Iteration("MISSING", f"no result from the state machine for this {what}", None, None, None)
     job_id = result.job_id
     facts = jobs.get(job_id) if job_id else None
     if facts is None:
@@ -117,16 +129,18 @@ class Collector:
     jobs: list[SliceJob] = field(default_factory=list)
 
 
-def kept_metrics(found: JobMetrics) -> JobMetrics:
-    """The metrics a slice keeps: the trainer's figures the job wrote, without ids or lineage."""
-    return JobMetrics(**{k: getattr(found, k) for k in KEPT_METRICS if k in found.model_fields_set})
+def kept_metrics(found: JobMetrics, *, extra: bool = False) -> JobMetrics:
+    """The metrics a slice keeps: the trainer's figures the job wrote, without ids or lineage; with
+    ``extra`` (an own job's, whose figures are its own) every other member it wrote too."""
+    kept = {k: getattr(found, k) for k in KEPT_METRICS if k in found.model_fields_set}
+    return JobMetrics(**kept, **(found.model_extra or {} if extra else {}))
 
 
 def slice_outcome(
-    age: int, span: tuple[int, int], facts: JobFacts | None, fallback_status: str, fallback_reason: str | None,
+    age: int | None, span: tuple[int, int], facts: JobFacts | None, fallback_status: str, fallback_reason: str | None,
     into: Collector, item: PlanItem | None = None,
 ) -> SliceOutcome:
-    """One (age, slice) from its job's facts; the iteration's verdict wins over a SUCCEEDED job."""
+    """One (point, slice) from its job's facts; the iteration's verdict wins over a SUCCEEDED job."""
     status = (facts.status if facts else None) or fallback_status
     if fallback_status != SUCCEEDED and status == SUCCEEDED:
         # The state machine saw this job fail (e.g. a .sync timeout) although Batch says otherwise;
@@ -134,10 +148,11 @@ def slice_outcome(
         status = fallback_status
     described = facts
     facts = facts or JobFacts()
-    found = into.metrics.get((age, span[0], span[1]))
+    found = into.metrics.get(metrics_key_of(item, age, span))
     reasons = suspect_reasons(found) if found else []
     outcome = SliceOutcome(
         age=age,
+        point=dict(item.point) if item else {},
         start_index=span[0],
         end_index=span[1],
         status=status,
@@ -152,7 +167,7 @@ def slice_outcome(
         log_stream=facts.log_stream,
         log_url=job_log_url(into.log_group, facts.log_stream, into.region, facts.job_id, facts.attempts),
         reclaims=facts.reclaims,
-        metrics=kept_metrics(found) if found else None,
+        metrics=kept_metrics(found, extra=item is not None and item.age is None) if found else None,
         metrics_lineage=(found.lineage or Lineage()) if found else None,
         suspect=bool(reasons),
         suspect_reasons=reasons,
@@ -169,7 +184,7 @@ def array_slices(
     kids = {child.array_index: child for child in children if child.array_index is not None}
     into.facts.extend(kids.values())
     if iteration.job_id and not kids and iteration.facts is not None:
-        into.notes.append(f"age {item.age}: no child jobs listed for array job {iteration.job_id}")
+        into.notes.append(f"{item.label()}: no child jobs listed for array job {iteration.job_id}")
     outcomes = []
     for index, span in enumerate(item.slice_spans()):
         child = kids.get(index)
@@ -183,7 +198,7 @@ def item_outcome(
     children: Mapping[str, Sequence[JobFacts]], into: Collector,
 ) -> AgeOutcome:
     """One plan item: its iteration's verdict and the outcome of each of its slices."""
-    iteration = iteration_of(result, jobs)
+    iteration = iteration_of(result, jobs, "point" if item.point else "age")
     if iteration.facts is not None:
         into.facts.append(iteration.facts)
     if item.array_size >= 2:
@@ -209,6 +224,7 @@ def item_outcome(
         status = SUCCEEDED if all(s.succeeded for s in slices) else "FAILED"
     return AgeOutcome(
         age=item.age,
+        point=dict(item.point),
         job_name=item.job_name,
         job_id=iteration.job_id,
         array_size=item.array_size,
@@ -226,7 +242,7 @@ def item_outcome(
 def failures_of(slices: Sequence[SliceOutcome]) -> list[Failure]:
     return [
         Failure(
-            age=s.age, start_index=s.start_index, end_index=s.end_index, status=s.status,
+            age=s.age, point=dict(s.point), start_index=s.start_index, end_index=s.end_index, status=s.status,
             reason=s.status_reason or NO_REASON, exit_code=s.exit_code, attempts=s.attempts, log_url=s.log_url,
             capacity=s.capacity, reclaims=s.reclaims, log_tail=list(s.log_tail),
         )
@@ -236,11 +252,16 @@ def failures_of(slices: Sequence[SliceOutcome]) -> list[Failure]:
 
 
 def missing_metrics_notes(slices: Sequence[SliceOutcome]) -> list[str]:
-    return [
-        f"age {s.age} slice {s.slice_label}: succeeded but no metrics JSON was found"
-        for s in slices
-        if s.succeeded and s.metrics is None
-    ]
+    """A note per trainer job that wrote no metrics; one for all an own job's points (metrics are optional there)."""
+    missing = [s for s in slices if s.succeeded and s.metrics is None]
+    own = [s for s in missing if s.age is None]
+    notes = [f"{where(s.point, s.age, s.start_index, s.end_index, sep=' ')}: succeeded but no metrics JSON was found"
+             for s in missing if s.age is not None]
+    if own:
+        first = where(own[0].point, None, 0, 0)
+        notes.append(f"{len(own)} succeeded point{'s' if len(own) > 1 else ''} wrote no JSON under "
+                     f"<results_uri>metrics/ ({first}{', ...' if len(own) > 1 else ''})")
+    return notes
 
 
 def run_window(facts: Sequence[JobFacts]) -> tuple[float | None, float | None, float | None]:
@@ -253,6 +274,15 @@ def run_window(facts: Sequence[JobFacts]) -> tuple[float | None, float | None, f
     if started_ms and finished_ms and finished_ms >= started_ms:
         duration = round((finished_ms - started_ms) / 1000, 3)
     return started_ms, finished_ms, duration
+
+
+def failed_points(items: Sequence[AgeOutcome]) -> list[dict[str, str]]:
+    """Each failed item's point once, in plan order (the trainer's slices of one point are one point)."""
+    seen: dict[PointKey, dict[str, str]] = {}
+    for a in items:
+        if a.status != SUCCEEDED:
+            seen.setdefault(point_key(a.point, a.age), point_record(a.point, a.age))
+    return list(seen.values())
 
 
 def failed_percent(total: int, failed: int) -> float:
@@ -274,7 +304,7 @@ def collate(
     """Join the plan, the Map's iteration results, the job facts and the metrics into a Summary.
 
     ``jobs`` maps job id -> its facts; ``children`` maps an array job id -> its children's facts;
-    ``metrics`` maps (age, start, end) -> the job's metrics JSON. ``local``: the run was local
+    ``metrics`` maps metrics_key_of(item, age, span) -> the job's metrics JSON. ``local``: the run was local
     mode's, so its costs are what it would have cost on AWS.
     """
     now = now or datetime.now(UTC)
@@ -297,8 +327,10 @@ def collate(
         failed_percent=percent,
         tolerated_failure_percent=plan.tolerated_failure_percent,
         within_tolerance=percent <= plan.tolerated_failure_percent + 1e-9,
-        failed_ages=sorted({f.age for f in failures}),
-        suspect_ages=sorted({s.age for s in slices if s.suspect}),
+        failed_ages=sorted({f.age for f in failures if f.age is not None}),
+        suspect_ages=sorted({s.age for s in slices if s.suspect and s.age is not None}),
+        axes=list(plan.axes),
+        failed_points=failed_points(ages),
         cost_estimate=summary_cost(plan, incurred_cost(plan, into.jobs), local=local),
         resources=run_resources(plan, into.jobs),
         ages=ages,

@@ -11,6 +11,7 @@ from typing import Any
 
 from agesweep.collation.join import KEPT_METRICS
 from agesweep.contracts import Failure, JobMetrics, SliceOutcome, Summary
+from agesweep.points import jobs_unit, point_label, where
 from agesweep.text import (
     SUBJECT_MAX,
     ascii_line,
@@ -34,6 +35,19 @@ CSV_COLUMNS = (
     "capacity", "reclaims", "log_tail", *METRIC_COLUMNS, "suspect", "suspect_reasons",
 )
 TAIL_IN_MESSAGE = 3
+MAX_POINTS_IN_MESSAGE = 10
+
+
+def axis_columns(summary: Summary) -> list[str]:
+    """The CSV's column of each axis: its name, or `axis_<name>` where a standard column has that name."""
+    return [f"axis_{n}" if n in CSV_COLUMNS else n for n in summary.axes]
+
+
+def points_text(points: list[dict[str, str]], limit: int = MAX_POINTS_IN_MESSAGE) -> str:
+    """Points in words, `; ` between them, the first `limit` of them."""
+    shown = "; ".join(point_label({k: v for k, v in p.items() if k != "age"}, int(p["age"]) if "age" in p else None)
+                      for p in points[:limit])
+    return shown + (f"; ... and {len(points) - limit} more" if len(points) > limit else "")
 
 
 def finite_json(value: Any) -> Any:
@@ -75,13 +89,16 @@ def summary_json(summary: Summary) -> str:
 
 
 def summary_csv(summary: Summary) -> str:
-    """One row per (age, slice); metrics as columns, so the file opens in a spreadsheet as it is."""
+    """One row per job (point, age, slice); a column per axis and per metric, so the file opens in
+    a spreadsheet as it is."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    axes = dict(zip(summary.axes, axis_columns(summary), strict=True))
+    writer = csv.DictWriter(buffer, fieldnames=[CSV_COLUMNS[0], *axes.values(), *CSV_COLUMNS[1:]], lineterminator="\n")
     writer.writeheader()
     for s in summary.slices():
         row = {k: v for k, v in s.model_dump().items() if k in CSV_COLUMNS}
         row["run_id"] = summary.run_id
+        row.update({column: s.point.get(name) for name, column in axes.items()})
         row["log_tail"] = " | ".join(s.log_tail)
         for key in METRIC_COLUMNS:
             row[key] = getattr(s.metrics, key) if s.metrics else None
@@ -112,25 +129,30 @@ def _counts_line(summary: Summary) -> str:
     else:
         verdict = "within tolerance" if summary.within_tolerance else "ABOVE tolerance"
     return (
-        f"{summary.succeeded} succeeded / {summary.failed} failed of {summary.total} jobs (age x slice) - {verdict} "
+        f"{summary.succeeded} succeeded / {summary.failed} failed of {summary.total} jobs ({jobs_unit(summary)}) - {verdict} "
         f"({summary.failed_percent:.3g}% failed, {summary.tolerated_failure_percent:g}% tolerated)"
     )
 
 
 def _run_lines(summary: Summary) -> list[str]:
-    lines = [_counts_line(summary)]
-    ages = sorted({a.age for a in summary.ages})
+    lines = [_counts_line(summary), *_axes_lines(summary)]
+    ages = sorted({a.age for a in summary.ages if a.age is not None})
     if ages:
         lines.append(f"Ages: {format_ages(ages)}")
     if summary.failed_ages:
         lines.append(f"Failed ages: {format_ages(summary.failed_ages)}")
+    if summary.axes and summary.failed_points:
+        lines.append(f"Failed points ({len(summary.failed_points)}): {points_text(summary.failed_points)}")
     lines.append(f"Duration: {format_duration(summary.duration_s)}"
                  + (f" ({summary.started_at} to {summary.finished_at})" if summary.started_at else ""))
     lines.extend(_cost_lines(summary))
     lines.extend(_resource_lines(summary))
-    if summary.suspect_ages:
+    if summary.suspect_ages and not summary.axes:
         many = "s" if len(summary.suspect_ages) > 1 else ""
         lines.append(f"Suspect training: age{many} {format_ages(summary.suspect_ages)} ({_first_reason(summary)})")
+    elif any(s.suspect for s in summary.slices()):
+        suspects = len({(tuple(s.point.items()), s.age) for s in summary.slices() if s.suspect})
+        lines.append(f"Suspect training: {suspects} point{'s' if suspects > 1 else ''} ({_first_reason(summary)})")
     if summary.lineage.retry_of:
         lines.append(f"Retry of run {summary.lineage.retry_of} (its finished work reused, its checkpoints resumed)")
     manifest = summary.lineage.manifest
@@ -138,6 +160,14 @@ def _run_lines(summary: Summary) -> list[str]:
         lines.append(f"Manifest: s3://{manifest.bucket}/{manifest.key}"
                      + (f" (sha256 {manifest.sha256[:12]})" if manifest.sha256 else ""))
     return lines
+
+
+def _axes_lines(summary: Summary) -> list[str]:
+    """A run with named axes: each axis with its number of values."""
+    if not summary.axes:
+        return []
+    counts = [f"{n} ({len({a.point.get(n) for a in summary.ages})} values)" for n in summary.axes]
+    return [f"Axes: {', '.join(counts)}; {len({tuple(a.point.items()) for a in summary.ages})} points"]
 
 
 def _cost_lines(summary: Summary) -> list[str]:
@@ -164,7 +194,8 @@ def _resource_lines(summary: Summary) -> list[str]:
 
 def _first_reason(summary: Summary) -> str:
     first = next(s for s in summary.slices() if s.suspect)
-    return f"age {first.age}: {first.suspect_reasons[0]}" if first.suspect_reasons else f"age {first.age}"
+    label = point_label(first.point, first.age)
+    return f"{label}: {first.suspect_reasons[0]}" if first.suspect_reasons else label
 
 
 def _failure_line(f: Failure) -> str:
@@ -178,7 +209,7 @@ def _failure_line(f: Failure) -> str:
     if f.reclaims:
         detail.append(f"{f.reclaims} reclaim{'s' if f.reclaims != 1 else ''}")
     extra = f" ({', '.join(detail)})" if detail else ""
-    return f"- age {f.age}, slice {f.start_index}-{f.end_index}: {f.reason}{extra}"
+    return f"- {where(f.point, f.age, f.start_index, f.end_index)}: {f.reason}{extra}"
 
 
 def _failure_lines(summary: Summary) -> list[str]:
@@ -203,7 +234,8 @@ def _capacity_lines(summary: Summary) -> list[str]:
     lines = ["", "Spot reclaims and escalations:"]
     for a in touched[:MAX_FAILURES_IN_MESSAGE]:
         how = "escalated to on-demand" if a.capacity == "on-demand" else "stayed on spot"
-        lines.append(f"- age {a.age}: {a.reclaims} reclaim{'s' if a.reclaims != 1 else ''}, {how}, {a.status}")
+        reclaims = f"{a.reclaims} reclaim{'s' if a.reclaims != 1 else ''}"
+        lines.append(f"- {point_label(a.point, a.age) or a.job_name}: {reclaims}, {how}, {a.status}")
     if len(touched) > MAX_FAILURES_IN_MESSAGE:
         lines.append(f"... and {len(touched) - MAX_FAILURES_IN_MESSAGE} more in the report.")
     return lines
@@ -217,7 +249,7 @@ def _file_lines(summary: Summary, uris: Mapping[str, str]) -> list[str]:
     if not summary.failures:
         return [*lines, "Retry manifest: empty (nothing failed)"]
     retry_uri = uris.get("retry_manifest_uri", "")
-    lines.append(f"Retry manifest (failed pairs only): {retry_uri}")
+    lines.append(f"Retry manifest (failed {'points' if summary.axes else 'pairs'} only): {retry_uri}")
     bucket = summary.lineage.manifest.bucket
     if bucket:
         lines.append(f"  rerun: aws s3 cp {retry_uri} s3://{bucket}/manifests/{summary.run_name}-retry.yaml")

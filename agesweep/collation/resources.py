@@ -36,7 +36,7 @@ IDLE_CORE = 0.1  # a vCPU busy less than this share of the time is not worth ask
 
 @dataclass(frozen=True)
 class SliceJob:
-    """One (age, slice) with the plan item it came from and the Batch job that ran it."""
+    """One (point, slice) with the plan item it came from and the Batch job that ran it."""
 
     item: PlanItem | None
     outcome: SliceOutcome
@@ -153,10 +153,12 @@ def recommend(peak_mib: float, busy_vcpus: float | None, requested_vcpus: float 
 
 
 def run_resources(plan: Plan, jobs: Sequence[SliceJob]) -> RunResources:
-    """Per age and overall: asked against used, and the recommendation for the next run."""
+    """Per age (the trainer's; over all its points) and overall: asked against used, and the
+    recommendation for the next run. An own job has no ages: overall only."""
     by_age: dict[int, list[SliceJob]] = {}
     for job in jobs:
-        by_age.setdefault(job.outcome.age, []).append(job)
+        if job.outcome.age is not None:
+            by_age.setdefault(job.outcome.age, []).append(job)
     overall = use_of(jobs, plan)
     recommendation = None
     if overall.peak_memory_mib is not None:

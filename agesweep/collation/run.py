@@ -8,13 +8,21 @@ from typing import Any
 
 from agesweep import aws
 from agesweep.collation.facts import JobFacts
-from agesweep.collation.join import collate
+from agesweep.collation.join import MetricsKey, collate
 from agesweep.collation.render import message, subject, summary_csv, summary_json
 from agesweep.collation.retry import retry_file, validate_retry_manifest
-from agesweep.collation.store import read_child_facts, read_job_facts, read_manifest, read_metrics, write_files
-from agesweep.contracts import CollateOutput, ItemResult, Plan, Summary
+from agesweep.collation.store import (
+    read_child_facts,
+    read_job_facts,
+    read_manifest,
+    read_metrics,
+    read_point_metrics,
+    write_files,
+)
+from agesweep.contracts import CollateOutput, ItemResult, JobMetrics, Plan, Summary
 from agesweep.joblogs import log_tail
 from agesweep.links import DEFAULT_LOG_GROUP, s3_console_url
+from agesweep.points import PointKey, point_key
 from agesweep.report import render_report
 from agesweep.runs import run_prefix
 from agesweep.settings import local_mode
@@ -42,6 +50,16 @@ def metrics_location(plan: Plan, bucket: str) -> tuple[str, str]:
         return bucket, run_prefix(plan.run_id)
 
 
+def read_run_metrics(s3: Any, plan: Plan, bucket: str) -> dict[MetricsKey, JobMetrics]:
+    """The run's metrics: a v1 item's under the run's results prefix, a point's under its own."""
+    found: dict[MetricsKey, JobMetrics] = {}
+    if any(not item.point for item in plan.items):
+        found.update(read_metrics(s3, *metrics_location(plan, bucket)).items())
+    if any(item.point for item in plan.items):
+        found.update(read_point_metrics(s3, plan))
+    return found
+
+
 def read_array_children(batch: Any, plan: Plan, results: Sequence[ItemResult | None]) -> dict[str, list[JobFacts]]:
     """The children of every array job the iterations ran (the plan's array size, else the result's)."""
     sizes = {item.job_name: item.array_size for item in plan.items}
@@ -58,13 +76,13 @@ def read_array_children(batch: Any, plan: Plan, results: Sequence[ItemResult | N
 
 def attach_log_tails(summary: Summary, logs: Any, log_group: str) -> None:
     """Each failed slice (and its failure row) gets the last lines of its job's log."""
-    tails: dict[tuple[int, int, int], list[str]] = {}
+    tails: dict[tuple[PointKey, int, int], list[str]] = {}
     for outcome in summary.slices():
         if not outcome.succeeded and outcome.log_stream:
             outcome.log_tail = log_tail(logs, log_group, outcome.log_stream)
-            tails[(outcome.age, outcome.start_index, outcome.end_index)] = outcome.log_tail
+            tails[(point_key(outcome.point, outcome.age), outcome.start_index, outcome.end_index)] = outcome.log_tail
     for failure in summary.failures:
-        failure.log_tail = tails.get((failure.age, failure.start_index, failure.end_index), [])
+        failure.log_tail = tails.get((point_key(failure.point, failure.age), failure.start_index, failure.end_index), [])
 
 
 def collate_run(
@@ -93,7 +111,7 @@ def collate_run(
 
     jobs = read_job_facts(batch, [r.job_id for r in results if r is not None and r.job_id])
     children = read_array_children(batch, plan, results)
-    metrics = read_metrics(s3, *metrics_location(plan, bucket))
+    metrics = read_run_metrics(s3, plan, bucket)
     local = local_mode() if local is None else local
     summary = collate(plan, results, jobs, children, metrics, log_group=log_group, region=region, now=now, local=local)
     if summary.failures:

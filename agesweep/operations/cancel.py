@@ -15,9 +15,10 @@ DEFAULT_REASON = "Cancelled by agesweep cancel"
 
 @dataclass
 class TerminatedJob:
-    age: int
+    age: int | None
     job_id: str
     status: str  # before the cancel
+    label: str = ""  # the point in words (`age 60`, `variable t2m, window ...`)
 
 
 @dataclass
@@ -59,5 +60,5 @@ def cancel_run(stack: DeployedStack, run: str, reason: str = DEFAULT_REASON) -> 
                     continue
                 stack.client("batch").terminate_job(jobId=job_id, reason=reason[:1024])
                 done.add(job_id)
-                result.terminated.append(TerminatedJob(row.age, job_id, row.status))
+                result.terminated.append(TerminatedJob(row.age, job_id, row.status, row.label))
     return result

@@ -173,7 +173,7 @@ def _diagnose_stuck(stack: DeployedStack, status: RunStatus, found: RunJobs, stu
     for row, job, waited in waiting:
         vcpus, memory = requested_resources(items.get(row.job_name), job)
         status.stuck.append(StuckJob(row.age, row.job_id, round(waited, 1), vcpus, memory,
-                                     stuck_causes(vcpus, memory, status.compute_environments, limits, quotas)))
+                                     stuck_causes(vcpus, memory, status.compute_environments, limits, quotas), row.label))
 
 
 def failed_log_tails(stack: DeployedStack, rows: list[tracking.AgeProgress]) -> dict[str, list[str]]:

@@ -25,12 +25,13 @@ SPOT_CAPACITY = frozenset({"SPOT", "FARGATE_SPOT"})
 class StuckJob:
     """A job waiting in RUNNABLE longer than the threshold, and why it may be waiting."""
 
-    age: int
+    age: int | None
     job_id: str | None
     waiting_s: float
     vcpus: float | None
     memory_mib: int | None
     causes: list[str]
+    label: str = ""  # the point in words (`age 60`, `variable t2m, window ...`)
 
 
 @dataclass

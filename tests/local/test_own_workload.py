@@ -86,6 +86,11 @@ def test_an_inline_container_runs_each_point_with_its_environment_and_secrets(
         written = json.loads((data_dir / "output" / result.run_id / f"n={n}" / "out.json").read_text())
         assert written == {"n": n, "greeting": "hello", "token": "tok-1", "password": "pw-1"}
     assert result.status == "SUCCEEDED", (result.error, result.cause)
+    # registered from the plan: the stack's roles, and its log group (preflight described the stack's definition)
+    own = stack.client("batch").describe_job_definitions(jobDefinitionName="agesweep-own")["jobDefinitions"][0]
+    stacks = stack.client("batch").describe_job_definitions(jobDefinitions=[stack.job_definition_arn])["jobDefinitions"][0]
+    assert own["containerProperties"]["logConfiguration"] == stacks["containerProperties"]["logConfiguration"]
+    assert own["containerProperties"]["jobRoleArn"] == stacks["containerProperties"]["jobRoleArn"]
 
     missing = f"{SECRETS_PREFIX}gone-AbCdEf"  # allowed by the stack, but not there
     failed = run_manifest(stack, _manifest(tmp_path / "gone.yaml", "gone", missing))

@@ -94,3 +94,22 @@ def test_sen2cor_registers_the_stacks_efs_at_data(batch: Any) -> None:
     efs = container["volumes"][0]["efsVolumeConfiguration"]
     assert efs["fileSystemId"] == STACK.efs_file_system_id and efs["transitEncryption"] == "ENABLED"
     assert efs["authorizationConfig"] == {"accessPointId": STACK.efs_access_point_id, "iam": "ENABLED"}
+
+
+def test_an_inline_container_logs_where_the_stacks_definition_does(batch: Any) -> None:
+    """The validate Lambda describes the stack's definition in preflight; the registered revision
+    takes its awslogs group, so failure alerts find the log tail (offline: Batch's default group)."""
+    from agesweep.manifest import parse_manifest
+    from agesweep.plan import plan
+
+    manifest = parse_manifest((EXAMPLES / "sen2cor-scenes.yaml").read_bytes(), "s.yaml", STACK)
+    options = {"awslogs-group": "agesweep-JobLogGroup", "awslogs-region": REGION, "awslogs-stream-prefix": "agesweep"}
+    described = {"containerProperties": {"logConfiguration": {"logDriver": "awslogs", "options": options}}}
+    request = plan(manifest, STACK, "s-1", job_definition_description=described).job_definition_request
+    assert request is not None
+    assert request["ContainerProperties"]["LogConfiguration"] == {"LogDriver": "awslogs", "Options": options}
+    registered = batch.register_job_definition(**camel_case(request))["jobDefinitionArn"]
+    definition = batch.describe_job_definitions(jobDefinitions=[registered])["jobDefinitions"][0]
+    assert definition["containerProperties"]["logConfiguration"]["options"] == options
+    offline = plan(manifest, STACK, "s-1").job_definition_request
+    assert offline is not None and "LogConfiguration" not in offline["ContainerProperties"]

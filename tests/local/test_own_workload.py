@@ -100,3 +100,35 @@ def test_an_inline_container_runs_each_point_with_its_environment_and_secrets(
         assert row.attempts == 1  # not a host failure: not retried
     assert not (data_dir / "output" / failed.run_id).exists()
     assert failed.status == "FAILED"
+
+
+def test_an_allowed_job_definition_runs_each_point_and_a_mismatched_one_is_refused(
+    make_stack, tmp_path: Path, data_dir: Path
+) -> None:
+    stack = make_stack(parameters={"AllowedJobDefinitions": "mytool"})
+    script = ("import pathlib, sys; folder = pathlib.Path(sys.argv[1]); folder.mkdir(parents=True, exist_ok=True); "
+              "(folder / 'mode.txt').write_text(sys.argv[2] + ' ' + sys.argv[3])")
+    stack.client("batch").register_job_definition(
+        jobDefinitionName="mytool", type="container", parameters={"mode": "fast"},
+        containerProperties={
+            "image": "python:3.11.9", "command": ["python", "-c", script, "Ref::output_folder", "Ref::n", "Ref::mode"],
+            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}],
+            "mountPoints": [{"containerPath": "/data", "sourceVolume": "data"}],
+            "volumes": [{"name": "data", "efsVolumeConfiguration": {"fileSystemId": "fs-local"}}],
+        },
+    )
+    manifest = tmp_path / "tool.yaml"
+    manifest.write_text("run_name: tool\naxes: {n: [1, 2]}\noutput: /data/output\njob: {definition: mytool}\n", encoding="utf-8")
+
+    result = run_manifest(stack, manifest)
+
+    assert sorted((row.job_name, row.status) for row in result.rows) == [("tool-1", "SUCCEEDED"), ("tool-2", "SUCCEEDED")]
+    for n in ("1", "2"):
+        assert (data_dir / "output" / result.run_id / f"n={n}" / "mode.txt").read_text() == f"{n} fast"
+
+    manifest.write_text("run_name: tool\naxes: {m: [1, 2]}\noutput: /data/output\njob: {definition: mytool}\n", encoding="utf-8")
+    refused = run_manifest(stack, manifest)
+    assert refused.status == "FAILED" and refused.rows == []
+    text = "\n".join(n["message"] for n in refused.notifications)
+    assert "Ref::n in command[4] of 'mytool:1' is not supplied" in text, text
+    assert "axes.m: 'm' is not used by the command of 'mytool:1'" in text

@@ -316,7 +316,7 @@ def test_allowed_job_definitions_are_submitted_by_name_only_when_listed(resource
     statements = _sids(resources["SweepStateMachine"]["Properties"]["Policies"])
     allowed = statements["SubmitAllowedJobDefinitions"]
     assert allowed["_if"] == "HasAllowedJobDefinitions"
-    assert allowed["Action"] == ["batch:SubmitJob", "batch:TagResource"]
+    assert allowed["Action"] == "batch:SubmitJob"
     text = repr(allowed["Resource"])
     assert "job-definition/${Joined}:*" in text and "'Ref': 'AllowedJobDefinitions'" in text
     assert allowed["Condition"] == {"StringEquals": {

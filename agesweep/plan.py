@@ -322,10 +322,12 @@ def _uses_efs(manifest: Manifest) -> bool:
 
 def container_definition_request(
     manifest: Manifest, stack: Settings, run_name: str, run_id: str, sha256: str, timeout: JobTimeout, retry: RetryStrategy,
+    stack_description: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """RegisterJobDefinition request for an inline container spec (`<stack family>-<run_name>`): its image,
     command, resources, environment and secrets (valueFrom), run as the stack's job role, with the
-    stack's EFS mounted at /data when the job names a path there."""
+    stack's EFS mounted at /data when the job names a path there, logging where the stack's own
+    definition logs (`stack_description`, camelCase as Batch describes it; offline: Batch's default)."""
     spec = manifest.job.container
     assert spec is not None
     resources = [{"Type": "VCPU", "Value": number_label(spec.vcpus)}, {"Type": "MEMORY", "Value": str(spec.memory_mib)}]
@@ -342,6 +344,9 @@ def container_definition_request(
         container["JobRoleArn"] = stack.job_role_arn
     if stack.job_execution_role_arn:
         container["ExecutionRoleArn"] = stack.job_execution_role_arn
+    log_configuration = ((stack_description or {}).get("containerProperties") or {}).get("logConfiguration")
+    if log_configuration:  # the stack's job log group: failure alerts and the report read the log tail there
+        container["LogConfiguration"] = pascal_case(log_configuration)
     if _uses_efs(manifest) and stack.efs_file_system_id:
         container["Volumes"] = [{"Name": "data", "EfsVolumeConfiguration": {
             "FileSystemId": stack.efs_file_system_id, "TransitEncryption": "ENABLED",
@@ -526,7 +531,9 @@ def plan(
     definition_ref = manifest.job.definition or stack.job_definition or OFFLINE_JOB_DEFINITION
     if manifest.job.container is not None:
         definition_ref = OFFLINE_JOB_DEFINITION if stack.job_definition is None else stack.job_definition
-        request: dict[str, Any] | None = container_definition_request(manifest, stack, run_name, run_id, sha, timeout, retry)
+        request: dict[str, Any] | None = container_definition_request(
+            manifest, stack, run_name, run_id, sha, timeout, retry, job_definition_description
+        )
     elif register:
         request = job_definition_request(manifest, definition_ref, run_name, run_id, sha, timeout, retry, job_definition_description)
     else:

@@ -3,7 +3,10 @@
 Run by the validate Lambda (boto3) and by `agesweep validate --preflight`. Problems read like schema
 errors (`field.path: what is wrong (what is allowed)`); all are collected before raising.
 
-The input must hold every file the job reads (JOB_INPUT_FILES): an s3:// input is listed; an input
+For an existing job definition a manifest names (workload "definition") its command must match the
+manifest: every `Ref::` supplied, every axis and job.parameters value used.
+
+The trainer's input must hold every file it reads (JOB_INPUT_FILES): an s3:// input is listed; an input
 on the jobs' EFS mount (e.g. /data/input) is checked only in local mode, where LOCAL_DATA_ENV names
 the folder local mode mounts there. On AWS the validate Lambda has no EFS mount: the job itself
 reports a missing file there (exit 2, its log tail in the alert).
@@ -11,6 +14,7 @@ reports a missing file there (exit 2, its log tail in the alert).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from pathlib import Path, PurePosixPath
@@ -19,8 +23,11 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from agesweep import axes as sweep_axes
 from agesweep.errors import InputMissing, PreflightFailed
 from agesweep.manifest import Manifest
+from agesweep.manifest_checks import BUILTIN_PARAMETERS
+from agesweep.workload import refs_in
 
 _ECR_IMAGE = re.compile(
     r"^(?P<registry>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
@@ -72,10 +79,17 @@ class Preflight:
         problems += self.check_queue(job_queue, queue_field)
         description, def_problems = self.check_job_definition(job_definition, def_field)
         problems += def_problems
+        if manifest.workload == "definition" and description is not None:
+            problems += definition_command_problems(manifest, description)
         if manifest.job.image:
             problems += self.check_image(manifest.job.image)
-        found_problems, missing = self.check_input(manifest.input, description)
-        problems += found_problems
+        if manifest.workload == "trainer":
+            found_problems, missing = self.check_input(manifest.input, description)
+            problems += found_problems
+        elif manifest.input.startswith("s3://"):
+            # your own job reads what it reads: only the bucket is checked (missing, it is a setup problem)
+            input_problems, no_bucket = self.check_s3(manifest.input, "input", must_have_objects=False)
+            problems += input_problems + no_bucket
         if manifest.output.startswith("s3://"):
             # A missing output bucket is a setup problem, not a missing input.
             output_problems, no_bucket = self.check_s3(manifest.output, "output", must_have_objects=False)
@@ -188,6 +202,45 @@ class Preflight:
         if listing.get("KeyCount", 0) == 0:
             return [], [_missing_file(uri, name) for name in JOB_INPUT_FILES]
         return [], []
+
+
+def definition_command_problems(manifest: Manifest, description: dict[str, Any]) -> list[str]:
+    """An existing definition's command against the manifest: each Ref:: is supplied (an axis,
+    job.parameters, the definition's own default parameters or agesweep's builtins), and each name
+    the manifest supplies is used."""
+    name = f"{description.get('jobDefinitionName')}:{description.get('revision')}"
+    command = [str(part) for part in (description.get("containerProperties") or {}).get("command") or []]
+    defaults = list(description.get("parameters") or {})
+    by_axis = {p: axis for axis, spec in manifest.axes.items() for p in sweep_axes.supplied_names(axis, spec)}
+    supplied = [*by_axis, *manifest.job.parameters, *defaults, *BUILTIN_PARAMETERS]
+    problems: list[str] = []
+    for i, part in enumerate(command):
+        for ref in refs_in([part]):
+            if ref not in supplied:
+                problems.append(
+                    f"job.definition: Ref::{ref} in command[{i}] of {name!r} is not supplied ({_hint(ref, supplied)}an "
+                    f"axis, job.parameters, the definition's parameters, or agesweep's {', '.join(BUILTIN_PARAMETERS)})"
+                )
+    used = set(refs_in(command))
+    refs = sorted(used)
+    for parameter, axis in by_axis.items():
+        if parameter not in used:
+            problems.append(
+                f"axes.{axis}: {parameter!r} is not used by the command of {name!r} "
+                f"({_hint(parameter, refs)}a Ref:: of its command: {', '.join(refs) or 'none'})"
+            )
+    for parameter in manifest.job.parameters:
+        if parameter not in used:
+            problems.append(
+                f"job.parameters.{parameter}: not used by the command of {name!r} "
+                f"({_hint(parameter, refs)}a Ref:: of its command: {', '.join(refs) or 'none'})"
+            )
+    return problems
+
+
+def _hint(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}? " if close else ""
 
 
 def _folder(prefix: str) -> str:

@@ -1,13 +1,16 @@
 """AWS Batch on this machine: a FIFO job queue served by N worker threads, each attempt the job's real
 command as a local process (`/data` mapped to a folder), retries decided by the job definition's
 evaluateOnExit, array parents that follow their children, attempt timeouts, simulated spot
-reclaims and application errors, and each attempt's output shipped to CloudWatch Logs."""
+reclaims and application errors, and each attempt's output shipped to CloudWatch Logs. A job
+definition's environment reaches the process, and its secrets (valueFrom) are read from the local
+Secrets Manager / SSM Parameter Store, as Batch's execution role would."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import fnmatch
+import json
 import os
 import queue
 import random
@@ -24,6 +27,7 @@ from typing import Any
 from agesweep.links import local_log_file
 from agesweep.local import moto_hooks
 from agesweep.local.plumbing import FAKE_CREDENTIALS, Plumbing
+from agesweep.workload import REF_RE
 
 _TERMINATE_GRACE_S = 10.0
 _HOST_RECLAIMED = "Host EC2 (instance i-0local) terminated."
@@ -100,6 +104,44 @@ def retry_action(retry_strategy: dict[str, Any] | None, reason: str, exit_code: 
             continue
         return str(rule["action"]).upper()
     return "RETRY"  # a failure that matches no rule is retried (Batch's documented default)
+
+
+class SecretUnavailable(Exception):
+    """A job definition's secret could not be read: the container does not start (Batch's
+    ResourceInitializationError)."""
+
+
+def substitute_refs(command: list[str], parameters: dict[str, str]) -> list[str]:
+    """Each `Ref::name` (the whole name, so Ref::output_folder is not Ref::output) replaced by its
+    parameter; a placeholder without a parameter stays as it is, as on Batch."""
+    return [REF_RE.sub(lambda m: parameters.get(m.group(1), m.group(0)), part) for part in command]
+
+
+def resolve_secret(secretsmanager: Any, ssm: Any, value_from: str) -> str:
+    """The value Batch puts in a secret's variable: a Secrets Manager secret (or one JSON key of it:
+    ARN:json-key:version-stage:version-id) or an SSM parameter (decrypted). Raises SecretUnavailable."""
+    try:
+        if ":ssm:" in value_from:
+            found = ssm.get_parameters(Names=[value_from], WithDecryption=True)
+            if not found.get("Parameters"):
+                raise SecretUnavailable(f"SSM parameter {value_from} not found")
+            return str(found["Parameters"][0]["Value"])
+        head, _, rest = value_from.partition(":secret:")
+        name, *options = rest.split(":")
+        key, stage, version = ([*options, "", "", ""])[:3]
+        request = {"SecretId": f"{head}:secret:{name}", **({"VersionStage": stage} if stage else {}),
+                   **({"VersionId": version} if version else {})}
+        text = str(secretsmanager.get_secret_value(**request).get("SecretString", ""))
+        if not key:
+            return text
+        value = json.loads(text).get(key) if text.startswith("{") else None
+        if value is None:
+            raise SecretUnavailable(f"secret {name} has no JSON key {key!r}")
+        return str(value)
+    except SecretUnavailable:
+        raise
+    except Exception as error:  # ClientError, or a secret that is not JSON
+        raise SecretUnavailable(f"cannot read {value_from}: {error}") from None
 
 
 def job_age(job: Any) -> int | None:
@@ -264,7 +306,7 @@ class BatchJobs:
         container = job.job_definition.container_properties or {}
         command = list(job.container_overrides.get("command") or container.get("command") or [])
         container_paths = [mount["containerPath"] for mount in container.get("mountPoints") or []]
-        resolved = self.host_command(job._add_parameters_to_command(command), container_paths)
+        resolved = self.host_command(substitute_refs(command, dict(job.parameters or {})), container_paths)
         age = job_age(job)
         failure = self.simulated_failures.get(age) if age is not None else None
         if failure is not None:
@@ -276,6 +318,7 @@ class BatchJobs:
         container = job.job_definition.container_properties or {}
         env = {item["name"]: item["value"] for item in container.get("environment") or []}
         env.update({item["name"]: item["value"] for item in job.container_overrides.get("environment") or []})
+        env.update(self._job_secrets(container))
         index = (job.array_properties or {}).get("index")
         env.update(
             {
@@ -301,6 +344,14 @@ class BatchJobs:
             "PYTHONUNBUFFERED": "1",
         }
 
+    def _job_secrets(self, container: dict[str, Any]) -> dict[str, str]:
+        """Each secret's variable, read as the job's execution role would. Raises SecretUnavailable."""
+        secrets = container.get("secrets") or []
+        if not secrets:
+            return {}
+        secretsmanager, ssm = self.plumbing.client("secretsmanager"), self.plumbing.client("ssm")
+        return {item["name"]: resolve_secret(secretsmanager, ssm, item["valueFrom"]) for item in secrets}
+
     def _begin_attempt(self, job: Any) -> int:
         job.status = "STARTING"
         job.job_started_at = dt.datetime.now()
@@ -313,7 +364,13 @@ class BatchJobs:
         """One attempt: a local process under the job's timeout, stoppable by TerminateJob."""
         attempt = self._begin_attempt(job)
         command = self._job_command(job)
-        env = self._job_environment(job)
+        try:
+            env = self._job_environment(job)
+        except SecretUnavailable as error:
+            reason = f"ResourceInitializationError: unable to pull secrets: {error}"
+            self.plumbing.log(f"job {job.job_name} attempt {attempt}: {reason}")
+            job.latest_attempt["statusReason"] = reason
+            return 127, reason
         log_path = local_log_file(self.logs_dir, job.job_id, attempt)  # collation links it (links.job_log_url)
         started = time.monotonic()
         with log_path.open("wb") as log:

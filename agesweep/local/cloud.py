@@ -55,7 +55,9 @@ class LocalCloud:
         port: int | None = None,
         schedule_interval_s: float = DEFAULT_INTERVAL_S,
         chaos: Chaos | None = None,
+        parameters: dict[str, str] | None = None,
     ) -> None:
+        """`parameters`: template parameter overrides (e.g. AllowedSecretArns), as `sam deploy` takes them."""
         self.root = root
         self.workdir = workdir
         self.data_dir = data_dir
@@ -65,7 +67,7 @@ class LocalCloud:
         self.lambda_log = workdir / "lambda.log"
         compute_environment = f"{self.pseudo.stack_name}-local-processes"
         self.plumbing = Plumbing(self.endpoint, self.pseudo.region, self.lambda_log)
-        self.resources = Resources(self.plumbing, self.pseudo, compute_environment)
+        self.resources = Resources(self.plumbing, self.pseudo, compute_environment, parameters)
         self.lambdas = Lambdas(self.plumbing)
         self.events = Events(self.plumbing, self.pseudo, self.lambdas)
         self.batch = BatchJobs(

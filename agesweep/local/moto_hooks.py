@@ -49,7 +49,6 @@ PATCHED_TARGETS: list[tuple[type, str]] = [  # replaced, or called by local mode
     (StateTaskService, "_get_boto_service_name"),
     (LambdaFunction, "_invoke_lambda"),
     (BatchSimpleBackend, "_mark_job_as_finished"),
-    (Job, "_add_parameters_to_command"),
     (Job, "_mark_stopped"),
     (Rule, "send_to_targets"),
     (BaseExecutionWorkerCommunication, "terminated"),

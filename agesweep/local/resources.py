@@ -9,7 +9,7 @@ import io
 import json
 import warnings
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,14 +54,15 @@ def queue_capacity_of(spec: StackSpec, queue_logical_id: str) -> str:
 class PhysicalNames:
     """The physical id (`Ref`) and attributes (`Fn::GetAtt`) local mode gives each resource."""
 
-    def __init__(self, pseudo: Pseudo, endpoint: str) -> None:
+    def __init__(self, pseudo: Pseudo, endpoint: str, parameters: Mapping[str, str] | None = None) -> None:
         self.pseudo = pseudo
         self.endpoint = endpoint
+        self.parameters = dict(parameters or {})  # template parameter overrides, as `sam deploy` takes them
         self._resources: dict[str, Any] = {}
 
     def resolver(self, template: dict[str, Any]) -> Resolver:
         self._resources = template["Resources"]  # physical/attribute look up resource types here
-        return Resolver(template, self.pseudo, self.physical, self.attribute)
+        return Resolver(template, self.pseudo, self.physical, self.attribute, self.parameters)
 
     def _kind_and_name(self, logical_id: str) -> tuple[str, str]:
         return self._resources.get(logical_id, {}).get("Type", ""), f"{self.pseudo.stack_name}-{logical_id}"
@@ -108,11 +109,13 @@ class PhysicalNames:
 class Resources:
     """Creates the stack of template.yaml on the local endpoint."""
 
-    def __init__(self, plumbing: Plumbing, pseudo: Pseudo, compute_environment_name: str) -> None:
+    def __init__(
+        self, plumbing: Plumbing, pseudo: Pseudo, compute_environment_name: str, parameters: Mapping[str, str] | None = None
+    ) -> None:
         self.plumbing = plumbing
         self.pseudo = pseudo
         self.compute_environment_name = compute_environment_name
-        self.names = PhysicalNames(pseudo, plumbing.endpoint)
+        self.names = PhysicalNames(pseudo, plumbing.endpoint, parameters)
 
     def create(self, spec: StackSpec, register_function: Callable[[str, FunctionSpec], None]) -> Deployed:
         """Create every resource of `spec`; each function is handed to `register_function` as made."""

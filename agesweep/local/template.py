@@ -151,6 +151,9 @@ class Resolver:
     # ------------------------------------------------------------------ one method per intrinsic
     def _fn_ref(self, value: str) -> Any:
         resolved = self.ref(value)
+        kind = str(((self.template.get("Parameters") or {}).get(value) or {}).get("Type", ""))
+        if resolved is not None and (kind == "CommaDelimitedList" or kind.startswith("List<")):
+            return resolved.split(",")  # as CloudFormation: a list parameter is a list ("" → [""])
         return _NO_VALUE if resolved is None else resolved
 
     def _fn_get_att(self, value: Any) -> str:

@@ -57,6 +57,23 @@ def test_intrinsics_resolve_like_cloudformation() -> None:
     assert load_template(ROOT / "template.yaml")["Resources"]
 
 
+def test_list_parameters_are_lists_and_overrides_reach_the_validate_function() -> None:
+    template = {"Parameters": {"Names": {"Type": "CommaDelimitedList", "Default": ""}}, "Resources": {}}
+    resolver = Resolver(template, Pseudo(), lambda lid: lid, lambda lid, attr: attr, {"Names": "a,b"})
+    assert resolver.resolve({"Ref": "Names"}) == ["a", "b"]
+    assert resolver.resolve({"Fn::Join": [",", {"Ref": "Names"}]}) == "a,b"
+    assert Resolver(template, Pseudo(), lambda lid: lid, lambda lid, attr: attr).resolve(
+        {"Fn::Join": ["", {"Ref": "Names"}]}) == ""
+    secrets = "arn:aws:ssm:us-east-1:123456789012:parameter/a,arn:aws:ssm:us-east-1:123456789012:parameter/b"
+    spec = read_stack(ROOT, lambda t: Resolver(t, Pseudo(), lambda lid: f"phys:{lid}", lambda lid, attr: f"{lid}.{attr}",
+                                               {"AllowedSecretArns": secrets, "RequireImageDigest": "true"}))
+    env = spec.functions["ValidateManifestFunction"].environment
+    assert env["ALLOWED_SECRET_ARNS"] == secrets and env["ALLOWED_JOB_DEFINITIONS"] == ""
+    assert env["REQUIRE_IMAGE_DIGEST"] == "true"
+    assert env["JOB_ROLE_ARN"] == "JobRole.Arn" and env["JOB_EXECUTION_ROLE_ARN"] == "JobExecutionRole.Arn"
+    assert env["EFS_FILE_SYSTEM_ID"] == "phys:FileSystem" and env["EFS_ACCESS_POINT_ID"] == "phys:AccessPoint"
+
+
 def test_job_definition_is_recased_for_the_batch_api_with_user_map_keys_kept() -> None:
     """Local mode registers the template's job definition through the Batch API (camelCase);
     user maps (awslogs Options, Parameters, Tags) keep their keys, as CloudFormation does."""

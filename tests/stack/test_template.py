@@ -15,7 +15,9 @@ FUNCTIONS = {
     "StartRunFunction": ("functions/start_run/", {"STATE_MACHINE_ARN"}),
     "ValidateManifestFunction": (
         "functions/validate_manifest/",
-        {"BUCKET_NAME", "JOB_QUEUE_ARN", "JOB_DEFINITION_ARN", "AGE_MIN", "AGE_MAX", "ALLOWED_BUCKETS"},
+        {"BUCKET_NAME", "JOB_QUEUE_ARN", "JOB_DEFINITION_ARN", "AGE_MIN", "AGE_MAX", "ALLOWED_BUCKETS",
+         "ALLOWED_JOB_DEFINITIONS", "ALLOWED_SECRET_ARNS", "REQUIRE_IMAGE_DIGEST", "JOB_ROLE_ARN",
+         "JOB_EXECUTION_ROLE_ARN", "EFS_FILE_SYSTEM_ID", "EFS_ACCESS_POINT_ID"},
     ),
     "CollateResultsFunction": ("functions/collate_results/", {"BUCKET_NAME", "LOG_GROUP"}),
     "FormatAlertFunction": ("functions/format_alert/", {"TOPIC_ARN", "LOG_GROUP", "ON_DEMAND_JOB_QUEUE_ARN"}),
@@ -277,3 +279,81 @@ def test_state_machine_role_is_scoped(resources: dict[str, Any]) -> None:
     assert invoked == [
         {"Ref": "ValidateManifestFunction"}, {"Ref": "CollateResultsFunction"}, {"Ref": "ClassifyFailureFunction"}
     ]
+
+
+# --- your own jobs: allowed definitions, registered definitions, secrets ----------------------------
+
+
+def _sids(policies: list[Any]) -> dict[str, dict[str, Any]]:
+    """Sid → statement of a resource's policies, the conditional (Fn::If) ones included, with their condition."""
+    found: dict[str, dict[str, Any]] = {}
+    for policy in policies:
+        condition, candidates = (policy["Fn::If"][0], policy["Fn::If"][1:]) if "Fn::If" in policy else (None, [policy])
+        for candidate in candidates:
+            if isinstance(candidate, dict) and "Ref" not in candidate:
+                for statement in candidate.get("PolicyDocument", candidate).get("Statement", []):
+                    found[statement["Sid"]] = {**statement, "_if": condition}
+    return found
+
+
+def test_own_job_parameters_default_to_nothing_allowed(template: dict[str, Any]) -> None:
+    parameters = template["Parameters"]
+    assert parameters["AllowedJobDefinitions"]["Type"] == "CommaDelimitedList"
+    assert parameters["AllowedJobDefinitions"]["Default"] == ""
+    assert parameters["AllowedSecretArns"]["Type"] == "CommaDelimitedList"
+    assert parameters["AllowedSecretArns"]["Default"] == ""
+    assert parameters["RequireImageDigest"]["Default"] == "false"
+    assert parameters["RequireImageDigest"]["AllowedValues"] == ["true", "false"]
+    env = template["Resources"]["ValidateManifestFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["ALLOWED_JOB_DEFINITIONS"] == {"Fn::Join": [",", {"Ref": "AllowedJobDefinitions"}]}
+    assert env["ALLOWED_SECRET_ARNS"] == {"Fn::Join": [",", {"Ref": "AllowedSecretArns"}]}
+    assert env["REQUIRE_IMAGE_DIGEST"] == {"Ref": "RequireImageDigest"}
+    assert env["JOB_ROLE_ARN"] == {"Fn::GetAtt": ["JobRole", "Arn"]}
+    assert env["JOB_EXECUTION_ROLE_ARN"] == {"Fn::GetAtt": ["JobExecutionRole", "Arn"]}
+
+
+def test_allowed_job_definitions_are_submitted_by_name_only_when_listed(resources: dict[str, Any]) -> None:
+    statements = _sids(resources["SweepStateMachine"]["Properties"]["Policies"])
+    allowed = statements["SubmitAllowedJobDefinitions"]
+    assert allowed["_if"] == "HasAllowedJobDefinitions"
+    assert allowed["Action"] == "batch:SubmitJob"
+    text = repr(allowed["Resource"])
+    assert "job-definition/${Joined}:*" in text and "'Ref': 'AllowedJobDefinitions'" in text
+    assert allowed["Condition"] == {"StringEquals": {
+        "aws:ResourceAccount": {"Ref": "AWS::AccountId"}, "aws:RequestedRegion": {"Ref": "AWS::Region"},
+    }}
+
+
+def test_registered_definitions_are_the_stacks_and_agesweeps_only(resources: dict[str, Any]) -> None:
+    statements = _sids(resources["SweepStateMachine"]["Properties"]["Policies"])
+    register = statements["RegisterJobDefinitionRevision"]
+    subs = [r["Fn::Sub"] for r in register["Resource"]]
+    assert [s[s.index("job-definition/"):] for s in subs] == ["job-definition/${AWS::StackName}-train*", "job-definition/agesweep-*"]
+    submit = [r.get("Fn::Sub", "") for r in statements["SubmitAndStopJobs"]["Resource"] if isinstance(r, dict)]
+    assert any(s.endswith(":job-definition/agesweep-*") for s in submit)
+    passed = statements["PassJobRoles"]
+    assert passed["Resource"] == [{"Fn::GetAtt": ["JobRole", "Arn"]}, {"Fn::GetAtt": ["JobExecutionRole", "Arn"]}]
+    assert set(passed["Condition"]["StringEquals"]["iam:PassedToService"]) == {
+        "batch.amazonaws.com", "ecs-tasks.amazonaws.com"
+    }
+
+
+def test_job_execution_role_reads_exactly_the_allowed_secrets(resources: dict[str, Any]) -> None:
+    statements = _sids(resources["JobExecutionRole"]["Properties"]["Policies"])
+    secrets = statements["ReadAllowedSecrets"]
+    assert secrets["_if"] == "HasAllowedSecretArns"
+    assert secrets["Action"] == ["secretsmanager:GetSecretValue", "ssm:GetParameters"]
+    assert secrets["Resource"] == {"Ref": "AllowedSecretArns"}
+
+
+@pytest.mark.parametrize("action", [
+    "batch:SubmitJob", "batch:RegisterJobDefinition", "iam:PassRole", "secretsmanager:GetSecretValue", "ssm:GetParameters",
+])
+def test_own_job_actions_never_name_every_resource(resources: dict[str, Any], action: str) -> None:
+    granted = [(owner, s) for owner, s in iam_statements(resources)
+               if action in (s["Action"] if isinstance(s["Action"], list) else [s["Action"]])]
+    assert granted, action
+    for owner, statement in granted:
+        listed = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        assert "*" not in listed, f"{owner}: {statement}"
+        assert not any(isinstance(r, str) and r.endswith(":*") and r.count(":") < 6 for r in listed), f"{owner}: {statement}"

@@ -148,3 +148,65 @@ def test_a_data_input_is_checked_in_the_local_data_folder(tmp_path, monkeypatch:
     assert checker.check_input("/elsewhere/input", _description_with_data_mount()) == ([], [])  # on no mount
     monkeypatch.delenv(LOCAL_DATA_ENV)
     assert checker.check_input("/data/input", _description_with_data_mount()) == ([], [])  # AWS: the job checks
+
+
+# --- an existing job definition a manifest names (workload "definition") ----------------------------
+
+
+def _register(aws: dict[str, str], name: str, command: list[str], parameters: dict[str, str] | None = None) -> None:
+    props = {"image": "img:1", "command": command,
+             "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "512"}]}
+    aws["checker"].batch.register_job_definition(
+        jobDefinitionName=name, type="container", containerProperties=props, parameters=parameters or {}
+    )
+
+
+def _own(definition: str, extra: str = "", rest: str = "") -> object:
+    text = f"axes: {{scene: [a, b]}}\njob: {{definition: {definition}{extra}}}\n{rest}"
+    return parse_manifest(text.encode(), "own.yaml")
+
+
+def test_a_definition_whose_command_matches_passes_without_the_trainers_inputs(aws: dict[str, str]) -> None:
+    _register(aws, "scenes", ["run", "--scene", "Ref::scene", "--mode", "Ref::mode", "--out", "Ref::output_folder"],
+              {"mode": "fast"})
+    m = _own("scenes", ", parameters: {}")
+    assert m.workload == "definition"  # type: ignore[attr-defined]
+    description = aws["checker"].check(m, aws["queue"], "scenes")  # /data/input holds no trainer files: not checked
+    assert description is not None and description["jobDefinitionName"] == "scenes"
+
+
+def test_a_definition_ref_nobody_supplies_and_names_nobody_uses_are_problems(aws: dict[str, str]) -> None:
+    _register(aws, "scenes2", ["run", "--scene", "Ref::scen", "--x", "Ref::thresh"])
+    m = parse_manifest(
+        b"axes: {scene: [a, b]}\njob: {definition: scenes2, parameters: {threshold: 3}}\n", "own.yaml"
+    )
+    with pytest.raises(PreflightFailed) as caught:
+        aws["checker"].check(m, aws["queue"], "scenes2")
+    builtins = "run_id, input, output, output_folder, results_uri"
+    assert str(caught.value).splitlines() == [
+        f"job.definition: Ref::scen in command[2] of 'scenes2:1' is not supplied (did you mean 'scene'? an axis, "
+        f"job.parameters, the definition's parameters, or agesweep's {builtins})",
+        f"job.definition: Ref::thresh in command[4] of 'scenes2:1' is not supplied (did you mean 'threshold'? an axis, "
+        f"job.parameters, the definition's parameters, or agesweep's {builtins})",
+        "axes.scene: 'scene' is not used by the command of 'scenes2:1' (did you mean 'scen'? a Ref:: of its command: "
+        "scen, thresh)",
+        "job.parameters.threshold: not used by the command of 'scenes2:1' (did you mean 'thresh'? a Ref:: of its "
+        "command: scen, thresh)",
+    ]
+
+
+def test_date_window_axes_supply_start_and_end(aws: dict[str, str]) -> None:
+    _register(aws, "windows", ["run", "Ref::day_start", "Ref::day_end"])
+    m = parse_manifest(
+        b"axes: {day: {start: 2024-01-01, end: 2024-01-04, days: 2}}\njob: {definition: windows}\n", "own.yaml"
+    )
+    assert aws["checker"].check(m, aws["queue"], "windows") is not None
+
+
+def test_own_job_s3_input_needs_only_its_bucket(aws: dict[str, str]) -> None:
+    _register(aws, "reader", ["run", "Ref::scene", "Ref::input"])
+    m = _own("reader", rest="input: s3://inputs-bucket/anything\noutput: s3://inputs-bucket/out\n")
+    assert aws["checker"].check(m, aws["queue"], "reader") is not None
+    m = _own("reader", rest="input: s3://no-such-in/anything\n")
+    with pytest.raises(PreflightFailed, match="^input: bucket 'no-such-in' does not exist"):
+        aws["checker"].check(m, aws["queue"], "reader")

@@ -100,4 +100,4 @@ def hook_result_writer() -> None:
         s3.put_object(Bucket=parameters["Bucket"], Key=key, Body=json.dumps(manifest, indent=2).encode())
         env.stack.append({"MapRunArn": map_run_arn, "ResultWriterDetails": {"Bucket": parameters["Bucket"], "Key": key}})
 
-    ResourceEvalS3._handle_put_object = staticmethod(_handle_put_object)  # type: ignore[method-assign,assignment]  # the hook itself
+    ResourceEvalS3._handle_put_object = staticmethod(_handle_put_object)  # type: ignore[method-assign]  # the hook itself

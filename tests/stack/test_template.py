@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -109,11 +110,34 @@ def test_state_machine_definition_and_substitutions(resources: dict[str, Any]) -
         "ClassifyFailureFunctionArn": {"Fn::GetAtt": ["ClassifyFailureFunction", "Arn"]},
         "OnDemandJobQueueArn": {"Ref": "OnDemandJobQueue"},
         "TopicArn": {"Ref": "NotificationTopic"},
+        "BucketName": {"Ref": "ManifestBucket"},
     }
     assert props["Tracing"] == {"Enabled": True}
     assert props["Logging"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"] == {
         "Fn::GetAtt": ["StateMachineLogGroup", "Arn"]
     }
+
+
+def test_the_distributed_map_runs_the_inline_maps_processor(asl_text: str) -> None:
+    """One processor in two Maps: what a point does cannot depend on how many points the run has."""
+    asl = json.loads(asl_text)
+    inline, distributed = asl["States"]["RunAges"], asl["States"]["RunPointsDistributed"]
+    names = set(inline["ItemProcessor"]["States"])
+
+    def renamed(node: Any) -> Any:  # state names are unique across a state machine: Point<name> there
+        if isinstance(node, dict):
+            return {k: f"Point{v}" if k in ("Next", "Default", "StartAt") and v in names else renamed(v) for k, v in node.items()}
+        return [renamed(v) for v in node] if isinstance(node, list) else node
+
+    assert distributed["ItemProcessor"]["States"] == {f"Point{k}": renamed(v) for k, v in inline["ItemProcessor"]["States"].items()}
+    assert distributed["ItemProcessor"]["StartAt"] == "Point" + inline["ItemProcessor"]["StartAt"]
+    assert distributed["ItemSelector"] == inline["ItemSelector"]
+    assert distributed["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}
+    assert distributed["ItemReader"]["Parameters"] == {"Bucket": "${BucketName}", "Key.$": "$.plan.items_key"}
+    assert distributed["ResultPath"] == inline["ResultPath"] == "$.results"
+    assert distributed["Next"] == inline["Next"] == "CollateResults"
+    choice = asl["States"]["InlineOrDistributed"]
+    assert choice["Choices"] == [{"Variable": "$.plan.map_mode", "StringEquals": "DISTRIBUTED", "Next": "RunPointsDistributed"}]
 
 
 def test_every_asl_substitution_is_provided_and_every_provided_one_is_used(
@@ -324,13 +348,13 @@ def test_allowed_job_definitions_are_submitted_by_name_only_when_listed(resource
     }}
 
 
-def test_registered_definitions_are_the_stacks_and_agesweeps_only(resources: dict[str, Any]) -> None:
+def test_registered_definitions_are_the_stacks_family_only(resources: dict[str, Any]) -> None:
     statements = _sids(resources["SweepStateMachine"]["Properties"]["Policies"])
     register = statements["RegisterJobDefinitionRevision"]
     subs = [r["Fn::Sub"] for r in register["Resource"]]
-    assert [s[s.index("job-definition/"):] for s in subs] == ["job-definition/${AWS::StackName}-train*", "job-definition/agesweep-*"]
+    assert [s[s.index("job-definition/"):] for s in subs] == ["job-definition/${AWS::StackName}-train*"]
     submit = [r.get("Fn::Sub", "") for r in statements["SubmitAndStopJobs"]["Resource"] if isinstance(r, dict)]
-    assert any(s.endswith(":job-definition/agesweep-*") for s in submit)
+    assert [s[s.index("job-definition/"):] for s in submit if "job-definition/" in s] == ["job-definition/${AWS::StackName}-train*"]
     passed = statements["PassJobRoles"]
     assert passed["Resource"] == [{"Fn::GetAtt": ["JobRole", "Arn"]}, {"Fn::GetAtt": ["JobExecutionRole", "Arn"]}]
     assert set(passed["Condition"]["StringEquals"]["iam:PassedToService"]) == {

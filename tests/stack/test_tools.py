@@ -68,6 +68,8 @@ def sample_value(value: Any, resources: dict[str, Any]) -> str:
         return f"arn:aws:batch:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:job-queue/{value['Ref']}-AbC123"
     if "Ref" in value and resources.get(value["Ref"], {}).get("Type") == "AWS::SNS::Topic":
         return f"arn:aws:sns:{SAMPLE_REGION}:{SAMPLE_ACCOUNT}:stack-{value['Ref']}-AbC123"
+    if "Ref" in value and resources.get(value["Ref"], {}).get("Type") == "AWS::S3::Bucket":
+        return f"stack-{value['Ref'].lower()}-abc123"
     pytest.fail(f"teach sample_value about this DefinitionSubstitutions value: {value}")
 
 

@@ -87,8 +87,9 @@ def test_an_inline_container_runs_each_point_with_its_environment_and_secrets(
         assert written == {"n": n, "greeting": "hello", "token": "tok-1", "password": "pw-1"}
     assert result.status == "SUCCEEDED", (result.error, result.cause)
     # registered from the plan: the stack's roles, and its log group (preflight described the stack's definition)
-    own = stack.client("batch").describe_job_definitions(jobDefinitionName="agesweep-own")["jobDefinitions"][0]
     stacks = stack.client("batch").describe_job_definitions(jobDefinitions=[stack.job_definition_arn])["jobDefinitions"][0]
+    family = stacks["jobDefinitionName"]  # a run's own definitions are revisions of <stack family>-<run_name>
+    own = stack.client("batch").describe_job_definitions(jobDefinitionName=f"{family}-own")["jobDefinitions"][0]
     assert own["containerProperties"]["logConfiguration"] == stacks["containerProperties"]["logConfiguration"]
     assert own["containerProperties"]["jobRoleArn"] == stacks["containerProperties"]["jobRoleArn"]
 

@@ -62,6 +62,20 @@ def missing_inputs(input_dir: Path) -> list[str]:
     return [name for name in INPUT_FILES if not (input_dir / name).is_file()]
 
 
+def runs_the_trainer(manifest: Path | None) -> bool:
+    """Whether the run needs the trainer's inputs: not for your own job (an unreadable or invalid
+    manifest is the run's to report, so it counts as the trainer's)."""
+    if manifest is None:
+        return True
+    from agesweep.errors import AgesweepError
+    from agesweep.manifest import load_manifest
+
+    try:
+        return load_manifest(str(manifest)).workload == "trainer"
+    except (AgesweepError, OSError):
+        return True
+
+
 def ensure_input_data(data_dir: Path, console: Console, *, synthetic: bool) -> None:
     """Generate the synthetic demo inputs under <data>/input on first use (cached afterwards) — only
     in the default data folder or with --synthetic: a mistyped --data must not train on made-up data."""
@@ -333,7 +347,8 @@ def local(
         check_simulated_ages(console, manifest, [*(simulate_failure or []), *(simulate_spot_interruption or [])])
     workers = workers or os.cpu_count() or 1
     data_dir = (data or workdir / "data").resolve()
-    ensure_input_data(data_dir, console, synthetic=synthetic or data is None)
+    if runs_the_trainer(manifest):
+        ensure_input_data(data_dir, console, synthetic=synthetic or data is None)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "manifests").mkdir(exist_ok=True)  # the EFS watcher's folder (/data/manifests/)
     stack = LocalCloud(

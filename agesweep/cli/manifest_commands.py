@@ -68,8 +68,9 @@ def validate(
     if as_json:
         print_json({"valid": True, "problems": [], "warnings": plan.warnings, "jobs": totals.jobs})
         return
+    points = f"{totals.points:,} points ({' x '.join([*plan.axes, *(['ages'] if totals.ages else [])])})"
     out().print(
-        f"[bold green]✓[/] {manifest}: valid — run {plan.run_name}, {totals.ages} ages, "
+        f"[bold green]✓[/] {manifest}: valid — run {plan.run_name}, {points if plan.axes else f'{totals.ages} ages'}, "
         f"{totals.jobs} jobs ({totals.child_jobs} Batch jobs incl. array children)"
     )
     for warning in plan.warnings:
@@ -90,8 +91,18 @@ def resource_text(item: PlanItem, kind: str, default: str) -> str:
     return default
 
 
+def definition_resources(plan: Plan, settings: Settings) -> tuple[str, str]:
+    """The vCPUs and memory a job gets without an override: an inline container's own, else the
+    stack definition's (marked *)."""
+    if plan.workload == "container" and plan.job_definition_request:
+        asked = {r["Type"]: r["Value"] for r in plan.job_definition_request["ContainerProperties"].get("ResourceRequirements", [])}
+        return asked.get("VCPU", "?"), asked.get("MEMORY", "?")
+    return f"{settings.default_vcpus}*", f"{settings.default_memory_mib}*"
+
+
 def plan_table(plan: Plan, settings: Settings) -> Table:
     table = Table(title=f"Plan for {plan.run_name} (run id {plan.run_id})", title_justify="left")
+    vcpus, memory = definition_resources(plan, settings)
     for column in ("point" if plan.axes else "age", "job name", "array size", "slices", "vCPU", "memory MiB", "output folder"):
         table.add_column(column, justify="left" if column in {"job name", "slices", "output folder"} else "right", overflow="fold")
     for item in plan.items:
@@ -99,9 +110,9 @@ def plan_table(plan: Plan, settings: Settings) -> Table:
             str(item.age) if item.age is not None else item.label(),
             item.job_name,
             str(item.array_size or "-"),
-            slices_text(item),
-            resource_text(item, "VCPU", f"{settings.default_vcpus}*"),
-            resource_text(item, "MEMORY", f"{settings.default_memory_mib}*"),
+            slices_text(item) if plan.workload == "trainer" else "-",
+            resource_text(item, "VCPU", vcpus),
+            resource_text(item, "MEMORY", memory),
             item.output_folder,
         )
     return table
@@ -110,14 +121,17 @@ def plan_table(plan: Plan, settings: Settings) -> Table:
 def _print_totals(plan: Plan) -> None:
     console, totals = out(), plan.totals
     cost = totals.cost_estimate_usd
-    if any(not item.container_overrides.ResourceRequirements for item in plan.items):
+    if plan.workload != "container" and any(not item.container_overrides.ResourceRequirements for item in plan.items):
         console.print("* the job definition's value (no override)", markup=False)
+    registered = {"container": " (registered from job.container)", "trainer": " (new revision with the manifest's image)"}
     console.print(
         f"Jobs: {totals.jobs} ({totals.array_jobs} array jobs, {totals.child_jobs} Batch jobs in all) · "
         f"queue {plan.job_queue} · definition {plan.job_definition.ref}"
-        + (" (new revision with the manifest's image)" if plan.register_job_definition else ""),
+        + (registered.get(plan.workload, "") if plan.register_job_definition else ""),
         markup=False,
     )
+    if plan.map_mode == "DISTRIBUTED":
+        console.print(f"Map: Distributed (items in {plan.items_key}, one child execution each)", markup=False)
     console.print(
         f"Step Functions: ~{totals.state_transitions:,} state transitions, ~{totals.history_events:,} "
         f"history events of {totals.history_limit:,}; plan payload {(totals.payload_bytes or 0) / 1024:.1f} KiB",

@@ -155,3 +155,13 @@ def test_small_plans_stay_inline_and_big_ones_stop_at_the_item_limit() -> None:
         "axes: 10,100 points is too many (at most 10,000 per run: split the sweep into several manifests, "
         "or zip axes instead of combining every value)"
     ]
+
+
+def test_local_mode_makes_trainer_inputs_only_for_the_trainer(tmp_path: Path) -> None:
+    from agesweep.cli.local import runs_the_trainer
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("ages: [")
+    assert runs_the_trainer(EXAMPLES / "demo.yaml") and runs_the_trainer(EXAMPLES / "trainer-hyperparameters.yaml")
+    assert not runs_the_trainer(EXAMPLES / "sen2cor-scenes.yaml")
+    assert runs_the_trainer(broken) and runs_the_trainer(None)  # the run reports the problems

@@ -83,3 +83,18 @@ def test_schema(runner: CliRunner) -> None:
     assert result.exit_code == 0
     schema = json.loads(result.stdout)
     assert schema["title"] == "agesweep run manifest" and "ages" in schema["properties"]
+
+
+def test_validate_and_plan_speak_of_points_for_your_own_job(runner: CliRunner, tmp_path: Path) -> None:
+    sen2cor = ROOT / "events" / "manifests" / "sen2cor-scenes.yaml"
+    result = runner.invoke(app, ["validate", str(sen2cor)])
+    assert result.exit_code == 0, result.output
+    assert "run sen2cor, 3 points (scene), 3 jobs" in result.stdout
+    planned = runner.invoke(app, ["plan", str(sen2cor)], env={"COLUMNS": "400"})
+    assert planned.exit_code == 0, planned.output
+    assert "(registered from job.container)" in planned.stdout and "8192" in planned.stdout  # the spec's memory
+    many = tmp_path / "many.yaml"
+    many.write_text("axes: {n: {from: 1, to: 1500}}\njob: {container: {image: 'x/y:1.0', command: [run, Ref::n]}}\n")
+    big = runner.invoke(app, ["plan", str(many)], env={"COLUMNS": "400"})
+    assert big.exit_code == 0, big.output
+    assert "Map: Distributed (items in runs/" in big.stdout

@@ -62,6 +62,24 @@ def missing_inputs(input_dir: Path) -> list[str]:
     return [name for name in INPUT_FILES if not (input_dir / name).is_file()]
 
 
+def template_parameters(console: Console, pairs: list[str]) -> dict[str, str]:
+    """--parameter NAME=VALUE pairs -> template parameter overrides; a malformed or unknown one is exit 2."""
+    from agesweep.local.cloud import REPO_ROOT
+    from agesweep.local.template import load_template
+
+    known = set(load_template(REPO_ROOT / "template.yaml").get("Parameters", {}))
+    parameters: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or name not in known:
+            what = "a template parameter" if sep else "NAME=VALUE"
+            console.print(f"[bold red]error:[/] --parameter {pair!r} is not {what} (template parameters: "
+                          f"{', '.join(sorted(known))})", highlight=False)
+            raise typer.Exit(ExitCode.INVALID)
+        parameters[name] = value
+    return parameters
+
+
 def runs_the_trainer(manifest: Path | None) -> bool:
     """Whether the run needs the trainer's inputs: not for your own job (an unreadable or invalid
     manifest is the run's to report, so it counts as the trainer's)."""
@@ -302,6 +320,14 @@ def local(
         int, typer.Option(help="Batch jobs run at once (default 0 = auto: this machine's CPU count).", show_default=False)
     ] = 0,
     serve: Annotated[bool, typer.Option(help="Keep the endpoint up for the aws CLI until Ctrl-C.")] = False,
+    parameter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--parameter", metavar="NAME=VALUE",
+            help="A template parameter, as `sam deploy --parameter-overrides` takes it (repeatable), "
+                 "e.g. AllowedSecretArns=arn:aws:secretsmanager:…",
+        ),
+    ] = None,
     port: Annotated[
         int, typer.Option(help="Port of the local endpoint (default 0 = a free one).", show_default=False)
     ] = 0,
@@ -346,6 +372,7 @@ def local(
     if manifest is not None:
         check_simulated_ages(console, manifest, [*(simulate_failure or []), *(simulate_spot_interruption or [])])
     workers = workers or os.cpu_count() or 1
+    parameters = template_parameters(console, parameter or [])
     data_dir = (data or workdir / "data").resolve()
     if runs_the_trainer(manifest):
         ensure_input_data(data_dir, console, synthetic=synthetic or data is None)
@@ -358,6 +385,7 @@ def local(
         spot_interruptions=[SpotInterruption(age) for age in simulate_spot_interruption or []],
         simulated_failures=[SimulatedFailure(age) for age in simulate_failure or []],
         port=port or None,
+        parameters=parameters,
         chaos=Chaos(chaos_reclaim_share, chaos_kill_share, chaos_seed) if chaos_reclaim_share or chaos_kill_share else None,
     )
     with stack:

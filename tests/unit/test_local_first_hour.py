@@ -45,3 +45,11 @@ def test_local_help_documents_the_sweep_and_invoke() -> None:
 def test_local_invoke_of_an_unknown_event_file_is_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["local", "invoke", "StartRunFunction", "-e", str(tmp_path / "nope.json")])
     assert result.exit_code == ExitCode.INVALID
+
+
+def test_a_template_parameter_must_be_one_the_template_has(tmp_path: Path) -> None:
+    runner = CliRunner()
+    for bad, what in (("Nope=1", "is not a template parameter"), ("AllowedSecretArns", "is not NAME=VALUE")):
+        result = runner.invoke(app, ["local", str(DEMO), "--workdir", str(tmp_path), "--parameter", bad], env={"COLUMNS": "400"})
+        assert result.exit_code == ExitCode.INVALID, result.output
+        assert what in result.output and "AllowedSecretArns" in result.output

@@ -99,10 +99,16 @@ def state_output(events: list[dict[str, Any]], state: str) -> dict[str, Any] | N
     return None
 
 
-def plan_from_history(events: list[dict[str, Any]]) -> Plan | None:
-    """The validated plan, or None while ValidateManifest has not finished (or failed)."""
-    plan = (state_output(events, "ValidateManifest") or {}).get("plan")
-    return None if plan is None else Plan.model_validate(plan)
+def plan_from_history(events: list[dict[str, Any]], s3: Any = None) -> Plan | None:
+    """The validated plan, or None while ValidateManifest has not finished (or failed). A
+    Distributed Map's items are read back from the stack bucket when an S3 client is given."""
+    from agesweep.collation.map_results import with_items  # deferred: only distributed runs need it
+
+    state = (state_output(events, "ValidateManifest") or {}).get("plan")
+    if state is None:
+        return None
+    plan = Plan.model_validate(state)
+    return with_items(plan, s3, plan.manifest.bucket) if s3 is not None and plan.manifest.bucket else plan
 
 
 def collated_from_history(events: list[dict[str, Any]]) -> CollateOutput | None:

@@ -183,12 +183,19 @@ class BatchJobs:
         self.job_log_group = "/aws/batch/job"  # set from the job definition's awslogs options
         self.job_events: list[JobEvent] = []
         self._queue: queue.Queue[Any] = queue.Queue()  # FIFO, like a Batch job queue
+        self._base_environment: dict[str, str] = {}  # read once, in start_workers
         self._processes: dict[str, subprocess.Popen[bytes]] = {}
         self._job_changed: dict[str, threading.Event] = {}
         self._job_changed_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     def start_workers(self) -> None:
+        # The jobs' base environment, read once before any job: the in-process Lambda handlers swap
+        # their variables into os.environ while they run, and a job must not inherit whichever
+        # function happened to be running when it started.
+        self._base_environment = {
+            key: value for key, value in os.environ.copy().items() if not key.startswith(("POWERTOOLS_", "AGESWEEP_"))
+        }
         for index in range(self.workers):
             threading.Thread(target=self._worker, name=f"agesweep-local-worker-{index}", daemon=True).start()
 
@@ -331,16 +338,15 @@ class BatchJobs:
         )
         if index is not None:
             env["AWS_BATCH_JOB_ARRAY_INDEX"] = str(index)
-        base = {key: value for key, value in os.environ.items() if not key.startswith(("POWERTOOLS_", "AGESWEEP_"))}
         return {
-            **base,
+            **self._base_environment,
             **env,
             **FAKE_CREDENTIALS,
             "AWS_ENDPOINT_URL": self.plumbing.endpoint,
             "AWS_DEFAULT_REGION": self.region,
             "OMP_NUM_THREADS": "1",
             "MKL_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join([str(self.root), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+            "PYTHONPATH": os.pathsep.join([str(self.root), self._base_environment.get("PYTHONPATH", "")]).rstrip(os.pathsep),
             "PYTHONUNBUFFERED": "1",
         }
 

@@ -99,7 +99,7 @@ class _Follower:
     """Polls a run cheaply: the plan is read once, job ids are listed until all are known."""
 
     def __init__(self, cloud: LocalCloud, run_id: str, execution_arn: str, started: float) -> None:
-        self.sfn, self.batch = cloud.client("stepfunctions"), cloud.client("batch")
+        self.sfn, self.batch, self.s3 = cloud.client("stepfunctions"), cloud.client("batch"), cloud.client("s3")
         self.run_id, self.execution_arn, self.started = run_id, execution_arn, started
         self.plan: Plan | None = None
         self.job_ids: list[str] = []
@@ -107,7 +107,7 @@ class _Follower:
     def snapshot(self) -> Progress:
         status = self.sfn.describe_execution(executionArn=self.execution_arn)["status"]
         if self.plan is None:
-            self.plan = tracking.plan_from_history(tracking.history_events(self.sfn, self.execution_arn))
+            self.plan = tracking.plan_from_history(tracking.history_events(self.sfn, self.execution_arn), self.s3)
         rows: list[tracking.AgeProgress] = []
         if self.plan is not None:
             if len(self.job_ids) < len(self.plan.items):

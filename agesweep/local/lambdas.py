@@ -39,7 +39,7 @@ class LambdaContext:
 
 
 @contextlib.contextmanager
-def function_env(fn: FunctionSpec) -> Iterator[None]:
+def function_env(fn: FunctionSpec, left_empty: set[str] | None = None) -> Iterator[None]:
     """os.environ with the function's variables, restored afterwards. A variable that was unset is
     left empty rather than removed: other threads copy os.environ (botocore's IMDS fetcher does, for
     every client moto's interpreter makes), and a key removed mid-copy raised KeyError in 1 of a
@@ -51,6 +51,8 @@ def function_env(fn: FunctionSpec) -> Iterator[None]:
     finally:
         for key, value in saved.items():
             os.environ[key] = "" if value is None else value
+            if value is None and left_empty is not None:
+                left_empty.add(key)  # removed by Lambdas.close, once nothing runs
 
 
 class Lambdas:
@@ -61,6 +63,7 @@ class Lambdas:
         self.functions_by_name: dict[str, FunctionSpec] = {}
         self._modules: dict[str, ModuleType] = {}
         self._lock = threading.Lock()  # handlers read os.environ: one runs at a time
+        self._left_empty: set[str] = set()  # variables function_env added (emptied after each call)
 
     def register(self, name: str, fn: FunctionSpec) -> None:
         self.functions_by_name[name] = fn
@@ -77,7 +80,7 @@ class Lambdas:
             module = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = module  # pydantic resolves the handler's annotations through it
             # powertools binds its log handler to sys.stdout at import: send it to lambda.log
-            with contextlib.redirect_stdout(self.plumbing.log_file), function_env(fn):
+            with contextlib.redirect_stdout(self.plumbing.log_file), function_env(fn, self._left_empty):
                 spec.loader.exec_module(module)
             self._modules[key] = module
         return self._modules[key]
@@ -95,7 +98,7 @@ class Lambdas:
                 invoked_function_arn=function_arn,
                 deadline_ms=int(time.time() * 1000) + fn.timeout * 1000,
             )
-            with function_env(fn):
+            with function_env(fn, self._left_empty):
                 try:
                     result = handler(event, context)
                 except Exception as error:  # the Lambda runtime reports any exception this way
@@ -105,7 +108,12 @@ class Lambdas:
         return json.dumps(result), False, ""
 
     def close(self) -> None:
-        """Forget the handler modules (a later local cloud imports them afresh)."""
+        """Forget the handler modules (a later local cloud imports them afresh) and remove the
+        variables the functions added, which nothing reads any more."""
+        for key in self._left_empty:
+            if os.environ.get(key) == "":
+                os.environ.pop(key, None)
+        self._left_empty.clear()
         for name in [name for name in sys.modules if name.startswith("agesweep_local_fn_")]:
             if name.endswith(f"_{id(self)}"):
                 del sys.modules[name]

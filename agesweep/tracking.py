@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -99,16 +100,19 @@ def state_output(events: list[dict[str, Any]], state: str) -> dict[str, Any] | N
     return None
 
 
-def plan_from_history(events: list[dict[str, Any]], s3: Any = None) -> Plan | None:
+def plan_from_history(events: list[dict[str, Any]], s3: Callable[[], Any] | None = None) -> Plan | None:
     """The validated plan, or None while ValidateManifest has not finished (or failed). A
-    Distributed Map's items are read back from the stack bucket when an S3 client is given."""
+    Distributed Map's items are read back from the stack bucket with the S3 client `s3` makes
+    (asked for only then)."""
     from agesweep.collation.map_results import with_items  # deferred: only distributed runs need it
 
     state = (state_output(events, "ValidateManifest") or {}).get("plan")
     if state is None:
         return None
     plan = Plan.model_validate(state)
-    return with_items(plan, s3, plan.manifest.bucket) if s3 is not None and plan.manifest.bucket else plan
+    if s3 is None or plan.map_mode != "DISTRIBUTED" or not plan.manifest.bucket:
+        return plan
+    return with_items(plan, s3(), plan.manifest.bucket)
 
 
 def collated_from_history(events: list[dict[str, Any]]) -> CollateOutput | None:

@@ -107,7 +107,7 @@ class _Follower:
     def snapshot(self) -> Progress:
         status = self.sfn.describe_execution(executionArn=self.execution_arn)["status"]
         if self.plan is None:
-            self.plan = tracking.plan_from_history(tracking.history_events(self.sfn, self.execution_arn), self.s3)
+            self.plan = tracking.plan_from_history(tracking.history_events(self.sfn, self.execution_arn), lambda: self.s3)
         rows: list[tracking.AgeProgress] = []
         if self.plan is not None:
             if len(self.job_ids) < len(self.plan.items):

@@ -106,7 +106,7 @@ def run_jobs(stack: DeployedStack, execution: Execution) -> RunJobs:
     """The run's plan (from the history), its jobs (from Batch) and one row per age."""
     with aws_errors():
         history = tracking.history_events(stack.client("stepfunctions"), execution.arn)
-        plan = tracking.plan_from_history(history, stack.client("s3"))
+        plan = tracking.plan_from_history(history, lambda: stack.client("s3"))
         jobs = tracking.list_run_jobs(stack.client("batch"), plan) if plan else []
     rows = tracking.age_progress(plan, jobs) if plan else []
     rejection = rejection_from_history(history) if execution.error == REJECTED else None

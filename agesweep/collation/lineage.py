@@ -34,16 +34,27 @@ def run_image(plan: Plan, facts: Sequence[JobFacts], slices: Sequence[SliceOutco
     return image if image is not None else _requested_image(plan)
 
 
+def shared_parameters(plan: Plan) -> dict[str, str]:
+    """The parameters every item has with one value: the run's own (an axis's vary, per point)."""
+    if not plan.items:
+        return {}
+    shared = dict(plan.items[0].parameters)
+    for item in plan.items[1:]:
+        for key in [k for k, v in shared.items() if item.parameters.get(k) != v]:
+            del shared[key]
+    return shared
+
+
 def run_lineage(plan: Plan, facts: Sequence[JobFacts], slices: Sequence[SliceOutcome]) -> RunLineage:
-    first_params = dict(plan.items[0].parameters) if plan.items else {}
+    first_params = shared_parameters(plan)
     return RunLineage(
         run_id=plan.run_id,
         manifest=plan.manifest,
         image=run_image(plan, facts, slices),
         job_definition=one_or_all(f.job_definition for f in facts) or plan.job_definition.ref,
         job_queue=plan.job_queue,
-        input=plan.input or first_params.get("input"),
-        output=plan.output or first_params.get("output"),
+        input=plan.input,
+        output=plan.output,
         results_uri=plan.results_uri,
         parameters={k: v for k, v in first_params.items() if k not in PER_JOB_PARAMS},
         git_revision=one_or_all(s.metrics_lineage.git_revision for s in slices if s.metrics_lineage),

@@ -165,3 +165,12 @@ def test_local_mode_makes_trainer_inputs_only_for_the_trainer(tmp_path: Path) ->
     assert runs_the_trainer(EXAMPLES / "demo.yaml") and runs_the_trainer(EXAMPLES / "trainer-hyperparameters.yaml")
     assert not runs_the_trainer(EXAMPLES / "sen2cor-scenes.yaml")
     assert runs_the_trainer(broken) and runs_the_trainer(None)  # the run reports the problems
+
+
+def test_a_runs_lineage_keeps_the_parameters_every_point_shares() -> None:
+    from agesweep.collation.lineage import shared_parameters
+
+    plan = validate_and_plan((EXAMPLES / "trainer-hyperparameters.yaml").read_bytes(), "t.yaml", STACK, run_id="hp-1")
+    shared = shared_parameters(plan)
+    assert shared["epochs"] == "20" and shared["run_id"] == "hp-1" and shared["input"] == "/data/input"
+    assert not {"learning_rate", "seed", "output", "results_uri", "age"} & set(shared)  # they vary per point / age

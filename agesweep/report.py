@@ -295,6 +295,17 @@ def _failed_points_html(summary: Summary) -> str:
     return f'<p>Failed points ({len(summary.failed_points)}):</p><ul id="failed-points">{items}</ul>'
 
 
+def metrics_html(summary: Summary, against: str) -> str:
+    """The metrics plot; for a run with axes whose jobs wrote no metrics, how a job can."""
+    if summary.axes and not any(s.metrics for s in summary.slices()):
+        return ("<p id=\"no-metrics\">No job wrote metrics JSON. A job may write JSON files under its "
+                "<span class=\"code\">Ref::results_uri</span> prefix, in <span class=\"code\">metrics/</span>: "
+                "their numbers are plotted here against the first numeric axis.</p>")
+    png = base64.b64encode(plot_png(summary)).decode("ascii")
+    return (f'<figure><img id="metrics-plot" alt="Held-out c-index and final loss against {escape(against, quote=True)}"\n'
+            f' src="data:image/png;base64,{png}"></figure>')
+
+
 def render_report(summary: Summary, uris: Mapping[str, str] | None = None) -> str:
     """The whole page as one string; nothing in it needs the network."""
     uris = uris or {}
@@ -304,7 +315,6 @@ def render_report(summary: Summary, uris: Mapping[str, str] | None = None) -> st
         verdict, css = "some failed, within tolerance", "v-warn"
     else:
         verdict, css = "failures above tolerance", "v-bad"
-    png = base64.b64encode(plot_png(summary)).decode("ascii")
     code_attr = ' class="code"'
     lineage_rows = "".join(
         f"<tr><td>{escape(name)}</td><td{code_attr if code else ''}>{escape(value)}</td></tr>"
@@ -332,8 +342,7 @@ def render_report(summary: Summary, uris: Mapping[str, str] | None = None) -> st
 <h2>Run</h2>
 <table class="lineage"><tbody>{lineage_rows}</tbody></table>
 <h2>Metrics against {escape(against)}</h2>
-<figure><img id="metrics-plot" alt="Held-out c-index and final loss against {escape(against, quote=True)}"
- src="data:image/png;base64,{png}"></figure>
+{metrics_html(summary, against)}
 <h2>Resources: asked and used</h2>
 {resources_html(summary)}
 <h2>Training</h2>

@@ -128,6 +128,7 @@ def test_sns_text_and_report_name_the_failed_point() -> None:
     html = render_report(summary)
     assert f"variable tp, window {W2}" in html and "None" not in html.split("<h2>Run</h2>")[0]
     assert "<h2>Metrics against variable</h2>" in html  # no numeric axis: the first axis's values in order
+    assert 'id="no-metrics"' in html and 'id="metrics-plot"' not in html  # these jobs wrote no metrics JSON
 
 
 def test_the_retry_manifest_plans_exactly_the_failed_point() -> None:

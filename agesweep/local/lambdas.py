@@ -55,6 +55,18 @@ def function_env(fn: FunctionSpec, left_empty: set[str] | None = None) -> Iterat
                 left_empty.add(key)  # removed by Lambdas.close, once nothing runs
 
 
+def discard_metrics(module: ModuleType) -> None:
+    """Drop the metrics an invocation added. Local mode disables powertools metrics
+    (POWERTOOLS_METRICS_DISABLED), but disabled metrics still accumulate and powertools prints
+    them to stdout every 100 values: a long local run's terminal got EMF JSON (WatchEfs runs
+    every 2 s). In a real Lambda each invocation's flush empties them."""
+    from aws_lambda_powertools import Metrics
+
+    for value in vars(module).values():
+        if isinstance(value, Metrics):
+            value.clear_metrics()
+
+
 class Lambdas:
     """The stack's functions, by physical name, each handler imported once (a warm container)."""
 
@@ -105,6 +117,8 @@ class Lambdas:
                     payload = {"errorMessage": str(error), "errorType": type(error).__name__, "stackTrace": []}
                     self.plumbing.log(f"{fn.logical_id} raised {type(error).__name__}: {error}")
                     return json.dumps(payload), True, ""
+                finally:
+                    discard_metrics(module)
         return json.dumps(result), False, ""
 
     def close(self) -> None:

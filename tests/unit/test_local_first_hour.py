@@ -53,3 +53,21 @@ def test_a_template_parameter_must_be_one_the_template_has(tmp_path: Path) -> No
         result = runner.invoke(app, ["local", str(DEMO), "--workdir", str(tmp_path), "--parameter", bad], env={"COLUMNS": "400"})
         assert result.exit_code == ExitCode.INVALID, result.output
         assert what in result.output and "AllowedSecretArns" in result.output
+
+
+def test_local_functions_metrics_are_dropped_after_each_invocation(monkeypatch, capsys) -> None:
+    """Disabled powertools metrics still pile up and print EMF to stdout every 100 values."""
+    import types
+
+    from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    from agesweep.local.lambdas import discard_metrics
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    module = types.ModuleType("fn")
+    module.metrics = Metrics(namespace="agesweep-test", service="t")  # type: ignore[attr-defined]
+    for _ in range(150):
+        module.metrics.add_metric(name="Looks", unit=MetricUnit.Count, value=1)  # type: ignore[attr-defined]
+        discard_metrics(module)
+    assert '"CloudWatchMetrics"' not in capsys.readouterr().out

@@ -528,8 +528,28 @@ def validate_data(data: dict[str, Any], stack: Settings | None = None) -> Manife
         return Manifest.model_validate(data, context={"stack": stack or Settings()})
     except ValidationError as exc:
         problems = format_errors(exc, FieldTree(Manifest, SLICE_MODELS)) + _missing_for_trainer(data)
+        problems += [p for p in _cross_field_problems(data, exc, stack) if p not in problems]
         hidden = _hidden_slice_order(data.get("slices"), problems)
         raise ManifestInvalid(problems + ([f"slices: {hidden}"] if hidden else [])) from None
+
+
+# The fields the cross-field checks read to tell whose job runs: without them the checks would judge another workload.
+_WORKLOAD_FIELDS = frozenset({"job", "axes", "combine"})
+
+
+def _cross_field_problems(data: dict[str, Any], exc: ValidationError, stack: Settings | None) -> list[str]:
+    """The checks across fields (agesweep.manifest_checks), which pydantic skips once any field is
+    invalid: run on the manifest without its invalid top-level fields, keeping the problems of the
+    fields that were valid, so every problem shows at once."""
+    bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+    if not bad or bad & _WORKLOAD_FIELDS:
+        return []
+    try:
+        Manifest.model_validate({k: v for k, v in data.items() if k not in bad}, context={"stack": stack or Settings()})
+    except ValidationError as again:
+        lines = format_errors(again, FieldTree(Manifest, SLICE_MODELS))
+        return [line for line in lines if re.split(r"[.:\[]", line, maxsplit=1)[0] not in bad | {"manifest"}]
+    return []
 
 
 def _missing_for_trainer(data: dict[str, Any]) -> list[str]:

@@ -36,7 +36,7 @@ from agesweep.errors import ManifestInvalid
 from agesweep.manifest_errors import FieldTree, format_errors, paths_problem
 from agesweep.manifest_loading import MAX_MANIFEST_BYTES, load_data
 from agesweep.settings import Settings
-from agesweep.workload import ContainerSpec, ParameterName, ParameterValue
+from agesweep.workload import ContainerSpec, ParameterName, ParameterValue, PinnedImage
 
 SCHEMA_VERSION = 1
 MAX_ARRAY_SIZE = 10_000  # AWS Batch array job limit
@@ -56,9 +56,6 @@ _JOB_DEF_RE = re.compile(
     r"^(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-definition/)?[A-Za-z0-9][A-Za-z0-9_-]{0,127}(?::\d+)?$"
 )
 _QUEUE_RE = re.compile(r"^(?:arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-queue/)?[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-_IMAGE_RE = re.compile(
-    r"^[a-z0-9][a-z0-9._-]*(?::\d+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
-)
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._/=+@-]*$")
 _TAG_CHARS_RE = re.compile(r"^[\w\s.:/=+@-]*$")
@@ -248,14 +245,6 @@ def _check_queue(value: str) -> str:
     return value
 
 
-def _check_image(value: str) -> str:
-    if not _IMAGE_RE.match(value):
-        raise _problem(
-            f"{value!r} is not a pinned image (registry/repository:tag or repository@sha256:<digest>; no implicit latest)"
-        )
-    return value
-
-
 class JobOverrides(_Strict):
     """What this run changes about the stack's Batch job; everything is optional."""
 
@@ -265,7 +254,7 @@ class JobOverrides(_Strict):
     queue: Annotated[str, AfterValidator(_check_queue)] | None = Field(
         None, description="Job queue name or ARN (default: the stack's)."
     )
-    image: Annotated[str, AfterValidator(_check_image)] | None = Field(
+    image: PinnedImage | None = Field(
         None, description="Container image with a tag or digest; registers a job definition revision for this run."
     )
     vcpus: int | None = Field(None, ge=1, le=256, description="vCPUs per job (container override).")

@@ -46,7 +46,7 @@ from agesweep.pricing import (
     step_functions_cost,
 )
 from agesweep.runs import EXECUTION_NAME_MAX, items_key
-from agesweep.settings import OFFLINE_JOB_DEFINITION, OFFLINE_JOB_QUEUE, Settings
+from agesweep.settings import OFFLINE_JOB_DEFINITION, OFFLINE_JOB_QUEUE, Settings, definition_family
 
 if TYPE_CHECKING:
     from agesweep.preflight import Preflight
@@ -277,10 +277,10 @@ def _resource_overrides(manifest: Manifest) -> ContainerOverrides:
     return ContainerOverrides(ResourceRequirements=reqs or None, Environment=threads)
 
 
-def definition_family(definition_ref: str) -> str:
-    """The family of a job definition ref (`<stack>-train` for the stack's); a run's own revisions are
-    registered as `<family>-<run_name>`, the names the state machine's role may register."""
-    return "agesweep-job" if definition_ref == OFFLINE_JOB_DEFINITION else definition_ref.rsplit("/", 1)[-1].split(":", 1)[0]
+def run_definition_family(definition_ref: str) -> str:
+    """The family a run's own revisions take their name from (`<stack>-train` for the stack's):
+    they are registered as `<family>-<run_name>`, the names the state machine's role may register."""
+    return "agesweep-job" if definition_ref == OFFLINE_JOB_DEFINITION else definition_family(definition_ref)
 
 
 def job_definition_request(
@@ -295,7 +295,7 @@ def job_definition_request(
 ) -> dict[str, Any]:
     """RegisterJobDefinition request for an image override: the base definition with the new image,
     under its own name (`<base>-<run_name>`) so the stack's definition family never changes."""
-    base_name = definition_family(definition_ref)
+    base_name = run_definition_family(definition_ref)
     if description:
         source = {k: description[k] for k in _REGISTER_MEMBERS if k in description}
         request: dict[str, Any] = pascal_case(source)
@@ -355,7 +355,7 @@ def container_definition_request(
         }}]
         container["MountPoints"] = [{"SourceVolume": "data", "ContainerPath": EFS_ROOT, "ReadOnly": False}]
     return {
-        "JobDefinitionName": safe_job_name(f"{definition_family(stack.job_definition or OFFLINE_JOB_DEFINITION)}-{run_name}"),
+        "JobDefinitionName": safe_job_name(f"{run_definition_family(stack.job_definition or OFFLINE_JOB_DEFINITION)}-{run_name}"),
         "Type": "container",
         "ContainerProperties": container,
         "Parameters": {},

@@ -111,9 +111,8 @@ class Settings(BaseModel):
 
     def definition_allowed(self, name: str) -> bool:
         """The stack's own family, or one its AllowedJobDefinitions parameter lists (offline: any)."""
-        family = name.rsplit("/", 1)[-1].split(":", 1)[0]
-        own = (self.job_definition or "").rsplit("/", 1)[-1].split(":", 1)[0]
-        return not self.deployed or family == own or family in self.allowed_job_definitions
+        family = definition_family(name)
+        return not self.deployed or family == definition_family(self.job_definition or "") or family in self.allowed_job_definitions
 
     def secret_allowed(self, arn: str) -> bool:
         """An ARN the stack's AllowedSecretArns lists (offline: any); a trailing * matches a prefix."""
@@ -159,6 +158,11 @@ class Settings(BaseModel):
             return cls.model_validate(values)
         except ValidationError as exc:
             raise SettingsInvalid([_env_problem(error) for error in exc.errors(include_url=False)]) from None
+
+
+def definition_family(definition_ref: str) -> str:
+    """A job definition's family (its name): `agesweep-train` of `arn:…:job-definition/agesweep-train:3`."""
+    return definition_ref.rsplit("/", 1)[-1].split(":", 1)[0]
 
 
 def local_mode(environ: Mapping[str, str] | None = None) -> bool:

@@ -15,6 +15,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 REF_RE = re.compile(r"Ref::([A-Za-z0-9_]+)")
+IMAGE_RE = re.compile(
+    r"^[a-z0-9][a-z0-9._-]*(?::\d+)?(?:/[a-z0-9][a-z0-9._-]*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$"
+)
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 PARAMETER_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,127}$")
 _SECRET_ARN_RE = re.compile(
@@ -71,6 +74,14 @@ def _check_secret_arn(value: str) -> str:
     return value
 
 
+def _check_image(value: str) -> str:
+    if not IMAGE_RE.match(value):
+        raise _problem(
+            f"{value!r} is not a pinned image (registry/repository:tag or repository@sha256:<digest>; no implicit latest)"
+        )
+    return value
+
+
 def _check_parameter_name(name: str) -> str:
     if not PARAMETER_NAME_RE.match(name):
         raise _problem(f"{name!r} is not a parameter name (A-Z a-z 0-9 _, starting with a letter)")
@@ -87,6 +98,7 @@ def _scalar_to_str(value: Any) -> Any:
     return value
 
 
+PinnedImage = Annotated[str, AfterValidator(_check_image)]
 EnvName = Annotated[str, AfterValidator(_check_env_name)]
 SecretArn = Annotated[str, StringConstraints(min_length=1, max_length=2048), AfterValidator(_check_secret_arn)]
 ParameterName = Annotated[str, AfterValidator(_check_parameter_name)]
@@ -99,7 +111,7 @@ class ContainerSpec(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    image: str = Field(description="Image by digest (repo@sha256:…) or tag (repo:tag); a stack may require digests.")
+    image: PinnedImage = Field(description="Image by digest (repo@sha256:…) or tag (repo:tag); a stack may require digests.")
     command: Annotated[list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]], Field(
         min_length=1, max_length=MAX_COMMAND_ITEMS
     )] = Field(description="The command; Ref::name is replaced by the point's axis value or a parameter.")

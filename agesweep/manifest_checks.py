@@ -19,14 +19,10 @@ if TYPE_CHECKING:
 
 Problems = list[tuple[str, str]]
 
-# What agesweep itself passes every job of an own workload (docs/workloads.md).
+# What agesweep itself passes every job of an own workload (README: Your own workload).
 BUILTIN_PARAMETERS = ("run_id", "input", "output", "output_folder", "results_uri")
 # The trainer's Ref:: parameters an axis may sweep (template.yaml's job definition command).
 TRAINER_AXES = ("epochs", "learning_rate", "seed")
-TRAINER_PARAMETERS = (
-    "start_index", "end_index", "slice_size", "input", "output", "age", "run_id", "epochs", "learning_rate", "seed",
-    "results_uri", "resume_from", "keep_checkpoint",
-)
 RESERVED_NAMES = frozenset(BUILTIN_PARAMETERS) | {"age", "ages", "start_index", "end_index", "slice_size", "resume_from"}
 MUTABLE_TAGS = frozenset({"latest", "main", "master", "dev", "develop", "stable", "edge", "nightly"})
 

@@ -278,6 +278,10 @@ class Plan(Contract):
         """The items as the Distributed Map's ItemReader reads them: one JSON array."""
         return _ITEMS.dump_json(self.items)
 
+    def with_items_json(self, data: bytes) -> Plan:
+        """This plan with the items of an items_json() document (a DISTRIBUTED plan's, read back)."""
+        return self.model_copy(update={"items": _ITEMS.validate_json(data)})
+
     def payload_bytes(self) -> int:
         return len(json.dumps(self.to_state(), separators=(",", ":")))
 

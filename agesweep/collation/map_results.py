@@ -7,12 +7,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from agesweep.aws import read_object
-from agesweep.contracts import ItemResult, MapRunResults, Plan, PlanItem
+from agesweep.contracts import ItemResult, MapRunResults, Plan
 
-_ITEMS: TypeAdapter[list[PlanItem]] = TypeAdapter(list[PlanItem])
 MAX_ITEMS_BYTES = 64 * 1024 * 1024  # 10,000 items are ~10 MB
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
 
@@ -21,8 +20,7 @@ def with_items(plan: Plan, s3: Any, bucket: str) -> Plan:
     """The plan with its items read back from the stack bucket (a DISTRIBUTED plan carries none)."""
     if plan.map_mode != "DISTRIBUTED" or plan.items or not plan.items_key:
         return plan
-    items = _ITEMS.validate_json(read_object(s3, bucket, plan.items_key, max_bytes=MAX_ITEMS_BYTES))
-    return plan.model_copy(update={"items": items})
+    return plan.with_items_json(read_object(s3, bucket, plan.items_key, max_bytes=MAX_ITEMS_BYTES))
 
 
 def iteration_results(details: MapRunResults, s3: Any) -> list[ItemResult]:

@@ -138,6 +138,7 @@ def test_a_plan_too_big_for_the_state_runs_as_a_distributed_map() -> None:
     assert plan.totals.payload_bytes is not None and plan.totals.payload_bytes < 16 * 1024
     assert plan.totals.history_events < 100  # the iterations' events are in their child executions
     items = json.loads(plan.items_json())
+    assert plan.model_copy(update={"items": []}).with_items_json(plan.items_json()).items == plan.items  # read back
     assert [i["job_name"] for i in items] == [i.job_name for i in plan.items]
     assert items[0]["container_overrides"] == {} and "OnReason" not in items[0]["retry_strategy"]["EvaluateOnExit"][0]
 
